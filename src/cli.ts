@@ -1,9 +1,9 @@
 // minic's command line: `minic [GLOBAL FLAGS] VERB [FLAGS] [ARGS...]`.
 //
-// citty defines the verbs and renders --help. The line is split by cli/argv.ts first, so that
-// nothing after the container's command is ever read as minic's (citty alone would take the `-c`
-// of `minic run sh -c x`, and would see a `--help` meant for the container).
-import { renderUsage, parseArgs, type ArgsDef } from "citty";
+// citty defines the verbs and renders --help. The line is read by cli/argv.ts, so that nothing
+// after the container's command is ever taken as minic's (citty alone would take the `-c` of
+// `minic run sh -c x`, and would see a `--help` meant for the container).
+import type { ArgsDef, CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { splitArgv, UsageError } from "./cli/argv.ts";
 import type { Verb } from "./cli/verb.ts";
@@ -33,9 +33,14 @@ const mainCommand = {
   subCommands: Object.fromEntries(Object.entries(verbs).map(([name, v]) => [name, { meta: { name, description: v.description } }])),
 };
 
+async function renderUsage(command: CommandDef<any>, parent?: CommandDef<any>): Promise<string> {
+  const text = await (await import("citty")).renderUsage(command, parent);
+  return process.stdout.isTTY ? text : text.replace(/\x1b\[[0-9;]*m/g, ""); // no colour codes in pipes and files
+}
+
 async function cli(argv: string[]): Promise<number> {
   const top = splitArgv(argv, globalArgs);
-  const global = parseArgs(top.flags, globalArgs);
+  const global = top.values;
   const level: LogLevelName = global.quiet ? "error" : global.verbose ? "debug" : ((global["log-level"] as LogLevelName) ?? "info");
   log.level = LOG_LEVELS[level];
   if (global.version) {
@@ -44,9 +49,9 @@ async function cli(argv: string[]): Promise<number> {
   }
   const [name, ...verbArgv] = top.rest;
   if (!name) {
+    if (!global.help) throw new UsageError("no command given", "try minic run COMMAND, or minic --help");
     console.log(await renderUsage(mainCommand));
-    if (global.help) return 0;
-    throw new UsageError("no command given", "try minic run COMMAND, or minic --help");
+    return 0;
   }
   const entry = verbs[name];
   if (!entry) throw new UsageError(`unknown command "${name}"`, "minic --help lists the commands");
@@ -59,9 +64,7 @@ async function cli(argv: string[]): Promise<number> {
     if (error instanceof UsageError) error.hint ||= `see minic ${name} --help`;
     throw error;
   }
-  // Positionals were already cut off by splitArgv; citty parses the flags only.
-  const flagDefs = Object.fromEntries(Object.entries(args).filter(([, def]) => def.type !== "positional"));
-  const flags = parseArgs(split.flags, flagDefs);
+  const flags = split.values;
   if (flags.help || global.help) {
     console.log(await renderUsage(verb.command, mainCommand));
     return 0;

@@ -1,9 +1,10 @@
-// Splitting a command line between minic and the container, before citty sees it.
+// Splitting a command line between minic and the container, and reading minic's flags.
 //
 // Everything from the first positional argument on belongs to the container, as with
-// `docker run IMAGE CMD...`: `minic run sh -c 'echo $0' x` passes `-c` to sh. citty alone would
-// take `-c` for itself and would scan the whole line for --help, so minic cuts the line first,
-// using the same flag definitions citty then parses.
+// `docker run IMAGE CMD...`: `minic run sh -c 'echo $0' x` passes `-c` to sh. citty's parser
+// would take `-c` for itself, scan the whole line for --help and keep only the last of repeated
+// flags (-e A -e B), so minic reads the line here, against the same citty flag definitions that
+// render --help. (citty itself is then loaded only for --help: importing it costs ~2.5 ms.)
 import type { ArgsDef } from "citty";
 
 export class UsageError extends Error {
@@ -38,7 +39,9 @@ export interface SplitArgv {
   flags: string[];
   /** The rest of the line, untouched: the positionals (for `run`, the command and its arguments). */
   rest: string[];
-  /** Every value of each flag, in order: citty keeps only the last, repeatable flags (-e, -v) need all. */
+  /** Each flag's value: true/false for a switch, the last value given for the others, else the default. */
+  values: Record<string, any>;
+  /** Every value of each flag, in order, for repeatable flags (-e, -v). */
   all: Record<string, string[]>;
 }
 
@@ -52,12 +55,22 @@ export function splitArgv(argv: readonly string[], defs: ArgsDef, { stopAtPositi
   const flags: string[] = [];
   const rest: string[] = [];
   const all: Record<string, string[]> = {};
+  const values: Record<string, any> = {};
+  for (const [name, def] of Object.entries(defs)) if (def.default !== undefined) values[name] = def.default;
   const push = (name: string, value?: string) => {
-    if (value === undefined) flags.push(`--${name}`);
-    else {
-      flags.push(`--${name}`, value);
-      (all[name] ??= []).push(value);
+    if (value === undefined) {
+      flags.push(`--${name}`);
+      if (name.startsWith("no-") && !(name in defs)) values[name.slice(3)] = false;
+      else values[name] = true;
+      return;
     }
+    const def = defs[name]!;
+    if (def.type === "enum" && !def.options?.includes(value)) {
+      throw new UsageError(`--${name} must be one of ${def.options?.join(", ")}, not "${value}"`);
+    }
+    flags.push(`--${name}`, value);
+    (all[name] ??= []).push(value);
+    values[name] = value;
   };
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
@@ -101,5 +114,5 @@ export function splitArgv(argv: readonly string[], defs: ArgsDef, { stopAtPositi
       break;
     }
   }
-  return { flags, rest, all };
+  return { flags, rest, values, all };
 }
