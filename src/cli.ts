@@ -25,6 +25,7 @@ const globalArgs = {
 // Each verb is imported only when used, so `minic run` pays for nothing else at startup.
 const verbs: Record<string, { description: string; load: () => Promise<Verb> }> = {
   run: { description: "Run a command in a new container and wait for it", load: () => import("./cli/run.ts").then((m) => m.run) },
+  spec: { description: "Write a default config.json, as runc spec does", load: () => import("./cli/spec.ts").then((m) => m.spec) },
 };
 
 const mainCommand = {

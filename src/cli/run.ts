@@ -1,10 +1,46 @@
 // `minic run [FLAGS] COMMAND [ARG...]`: flags become an OCI spec, the spec becomes a container.
-import { OCI_VERSION, type Spec } from "../spec/types.ts";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import type { ArgsDef } from "citty";
+import type { Mount, NamespaceType, Spec } from "../spec/types.ts";
+import { defaultSpec } from "../spec/defaults.ts";
+import { validateSpec } from "../spec/validate.ts";
 import { envList } from "../libc/cstr.ts";
-import { formatPlan, runContainer } from "../container.ts";
+import { formatPlan, runContainer, newContainerId } from "../container.ts";
 import { traceLine } from "../log.ts";
+import { DEFAULT_PATH } from "../process/path.ts";
+import { defaultIdMappings, lookupUser } from "../security/users.ts";
 import { UsageError } from "./argv.ts";
-import type { Verb } from "./verb.ts";
+import type { Verb, VerbInput } from "./verb.ts";
+
+const shareable = (what: string) =>
+  ({ type: "enum" as const, options: ["host", "private"], description: `"host" shares the host's ${what} namespace (default: a new one)` });
+
+const args = {
+  rootfs: { type: "string", valueHint: "DIR", description: "Root filesystem for the container (default: the host's files, in a private mount namespace)" },
+  bundle: { type: "string", alias: "b", valueHint: "DIR", description: "Run the OCI bundle in DIR (DIR/config.json; its root.path is relative to DIR)" },
+  name: { type: "string", valueHint: "ID", description: "Container id (default: 12 random hex digits); also the default hostname" },
+  hostname: { type: "string", alias: "H", description: "Hostname inside (default: the container id)" },
+  domainname: { type: "string", description: "NIS domain name inside" },
+  env: { type: "string", alias: "e", valueHint: "KEY=VAL", description: "Set an environment variable (KEY alone copies it from minic's environment); repeatable" },
+  "env-file": { type: "string", valueHint: "FILE", description: "Read KEY=VAL lines from FILE (# comments); repeatable" },
+  workdir: { type: "string", alias: "w", valueHint: "DIR", description: "Working directory inside (default: / with a rootfs, else the current one)" },
+  user: { type: "string", alias: "u", valueHint: "UID[:GID]", description: "User (and group) to run as: numbers, or names from the rootfs's /etc/passwd" },
+  volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro]", description: "Bind-mount a host path into the container; repeatable" },
+  tmpfs: { type: "string", valueHint: "PATH[:OPTS]", description: "Mount a tmpfs at PATH (default rw,nosuid,nodev,noexec,size=65536k); repeatable" },
+  "read-only": { type: "boolean", description: "Mount the container's root filesystem read-only" },
+  network: { type: "enum", options: ["none", "host"], description: '"none": a new network namespace with only lo, up (default); "host": the host\'s' },
+  pid: shareable("PID"),
+  ipc: shareable("IPC"),
+  uts: shareable("UTS"),
+  cgroupns: shareable("cgroup"),
+  userns: { type: "boolean", description: "As root: map container root to an unprivileged host range (root's /etc/subuid entry, else 100000:65536)" },
+  "no-namespaces": { type: "boolean", description: "The seed's Part 0: fork, exec and wait, with no namespaces or mounts at all" },
+  init: { type: "boolean", description: "Run a small init as PID 1 that reaps zombies and forwards signals to the command" },
+  trace: { type: "boolean", description: "Print each syscall of the flow on stderr as it happens, with its arguments, result and time" },
+  "dry-run": { type: "boolean", description: "Print the prepared setup steps in order, and run nothing" },
+  command: { type: "positional", description: "The command to run, then its arguments" },
+} satisfies ArgsDef;
 
 export const run: Verb = {
   takesCommandLine: true,
@@ -16,31 +52,140 @@ export const run: Verb = {
         "untouched; minic's flags come before it. Exit status: the command's own, 128+N if signal N killed it, " +
         "125 if minic failed, 126 if the command could not be run, 127 if it was not found.",
     },
-    args: {
-      trace: {
-        type: "boolean",
-        description: "Print each syscall of the flow on stderr as it happens, with its arguments, result and time",
-      },
-      "dry-run": { type: "boolean", description: "Print the prepared setup steps in order, and run nothing" },
-      command: { type: "positional", description: "The command to run, then its arguments" },
-    },
+    args,
   },
-  async main({ flags, rest }) {
-    if (rest.length === 0) throw new UsageError("run needs a command", "usage: minic run [FLAGS] COMMAND [ARG...]");
-    const spec = specFromRunFlags(rest);
-    if (flags["dry-run"]) {
+  async main(input) {
+    const spec = specFromRunFlags(input);
+    if (input.flags["dry-run"]) {
       console.log(formatPlan(spec));
       return 0;
     }
     const timeout = Number(process.env.MINIC_SETUP_TIMEOUT_MS) || undefined;
-    return runContainer(spec, { trace: flags.trace ? traceLine : undefined, setupTimeoutMs: timeout });
+    return runContainer(spec, { trace: input.flags.trace ? traceLine : undefined, setupTimeoutMs: timeout, init: input.flags.init });
   },
 };
 
 /** Build the container's spec from `run`'s flags and the command line. */
-export function specFromRunFlags(command: string[], env: Record<string, string | undefined> = process.env): Spec {
-  return {
-    ociVersion: OCI_VERSION,
-    process: { user: { uid: 0, gid: 0 }, args: command, env: envList(env), cwd: process.cwd() },
-  };
+export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" | "all" | "rest">): Spec {
+  if (flags.bundle && flags.rootfs) throw new UsageError("--bundle and --rootfs cannot be used together");
+  const spec = flags.bundle ? readBundle(flags.bundle) : baseSpec(flags);
+  const proc = spec.process!;
+  if (rest.length > 0) proc.args = rest;
+  if (proc.args.length === 0) throw new UsageError("run needs a command", "usage: minic run [FLAGS] COMMAND [ARG...]");
+  const id = flags.name ?? newContainerId();
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw new UsageError(`--name "${id}": use letters, digits, _ . and -`);
+  spec.annotations = { ...spec.annotations, "org.minic.id": id };
+  if (flags["no-namespaces"]) {
+    delete spec.linux;
+    delete spec.mounts;
+    if (spec.root) throw new UsageError("--no-namespaces runs on the host's files: it cannot take --rootfs or --bundle");
+  } else if (!flags.bundle) {
+    spec.hostname = flags.hostname ?? id.slice(0, 12);
+    spec.linux = { ...spec.linux, namespaces: namespacesFromFlags(flags) };
+    if (process.getuid!() !== 0 || flags.userns) addUserNamespace(spec);
+  }
+  if (flags.hostname) spec.hostname = flags.hostname;
+  if (flags.domainname) spec.domainname = flags.domainname;
+  if (flags["read-only"]) spec.root = { path: spec.root?.path ?? "/", readonly: true };
+  proc.env = mergeEnv(proc.env ?? [], [...(all["env-file"] ?? []).flatMap(readEnvFile), ...(all.env ?? [])], spec.hostname);
+  if (flags.workdir) proc.cwd = flags.workdir.startsWith("/") ? flags.workdir : badFlag("--workdir", "must be an absolute path");
+  if (flags.user) proc.user = lookupUser(flags.user, spec.root?.path ?? "/");
+  spec.mounts = [...(spec.mounts ?? []), ...(all.volume ?? []).map(parseVolume), ...(all.tmpfs ?? []).map(parseTmpfs)];
+  return spec;
+}
+
+function baseSpec(flags: Record<string, any>): Spec {
+  if (!flags.rootfs) {
+    return {
+      ociVersion: "1.2.0",
+      process: { user: { uid: 0, gid: 0 }, args: [], env: envList(process.env), cwd: process.cwd() },
+    };
+  }
+  const rootfs = resolve(flags.rootfs);
+  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) badFlag("--rootfs", `${rootfs} is not a directory`);
+  const spec = defaultSpec({ args: [] });
+  // The same filesystem as `runc spec`, but a writable root (as docker's) and no cgroup mount yet.
+  spec.root = { path: rootfs, readonly: false };
+  spec.mounts = spec.mounts!
+    .filter((m) => m.destination !== "/sys/fs/cgroup")
+    .map((m) => (m.type === "proc" ? { ...m, options: ["nosuid", "noexec", "nodev"] } : m));
+  spec.process = { user: { uid: 0, gid: 0 }, args: [], env: [`PATH=${DEFAULT_PATH}`], cwd: "/" };
+  delete spec.linux!.resources;
+  delete spec.linux!.maskedPaths;
+  delete spec.linux!.readonlyPaths;
+  return spec;
+}
+
+function namespacesFromFlags(flags: Record<string, any>): Array<{ type: NamespaceType }> {
+  const types: NamespaceType[] = ["mount"];
+  if (flags.network !== "host") types.push("network");
+  if (flags.pid !== "host") types.push("pid");
+  if (flags.ipc !== "host") types.push("ipc");
+  if (flags.uts !== "host") types.push("uts");
+  if (flags.cgroupns !== "host") types.push("cgroup");
+  return types.map((type) => ({ type }));
+}
+
+/** Rootless (or --userns as root): a user namespace, mapping container root to an unprivileged host id. */
+function addUserNamespace(spec: Spec) {
+  const { uidMappings, gidMappings } = defaultIdMappings();
+  spec.linux = { ...spec.linux, uidMappings, gidMappings };
+  spec.linux.namespaces = [{ type: "user" }, ...(spec.linux.namespaces ?? [])];
+  // devpts's gid=5 names a group the namespace may not map.
+  spec.mounts = spec.mounts?.map((m) => (m.type === "devpts" ? { ...m, options: m.options?.filter((o) => !o.startsWith("gid=")) } : m));
+}
+
+function readBundle(dir: string): Spec {
+  const bundle = resolve(dir);
+  const file = `${bundle}/config.json`;
+  if (!existsSync(file)) badFlag("--bundle", `${file} does not exist (minic spec writes a default one)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new UsageError(`${file}: not valid JSON: ${(error as Error).message}`);
+  }
+  const spec = validateSpec(raw, file);
+  if (spec.root) spec.root.path = resolve(bundle, spec.root.path);
+  return spec;
+}
+
+function mergeEnv(base: string[], extra: string[], hostname: string | undefined): string[] {
+  const env = new Map(base.map((e) => [e.split("=", 1)[0]!, e] as const));
+  if (hostname && !env.has("HOSTNAME")) env.set("HOSTNAME", `HOSTNAME=${hostname}`);
+  for (const entry of extra) {
+    const eq = entry.indexOf("=");
+    const key = eq < 0 ? entry : entry.slice(0, eq);
+    if (!key) badFlag("--env", `"${entry}" has no name`);
+    if (eq >= 0) env.set(key, entry);
+    else if (process.env[key] !== undefined) env.set(key, `${key}=${process.env[key]}`);
+  }
+  return [...env.values()];
+}
+
+function readEnvFile(file: string): string[] {
+  if (!existsSync(file)) badFlag("--env-file", `${file} does not exist`);
+  return readFileSync(file, "utf8").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+}
+
+export function parseVolume(spec: string): Mount {
+  const [host, ctr, mode, ...extra] = spec.split(":");
+  if (!host || !ctr || extra.length || (mode && mode !== "ro" && mode !== "rw")) {
+    badFlag("--volume", `"${spec}" is not HOST:CONTAINER[:ro|rw]`);
+  }
+  if (!ctr.startsWith("/")) badFlag("--volume", `"${ctr}": the container path must be absolute`);
+  const source = resolve(host);
+  if (!existsSync(source)) badFlag("--volume", `${source} does not exist on the host`);
+  return { destination: ctr, type: "bind", source, options: ["rbind", mode ?? "rw"] };
+}
+
+export function parseTmpfs(spec: string): Mount {
+  const [path, opts] = [spec.split(":", 1)[0]!, spec.includes(":") ? spec.slice(spec.indexOf(":") + 1) : ""];
+  if (!path.startsWith("/")) badFlag("--tmpfs", `"${path}" must be an absolute path`);
+  const options = opts ? opts.split(",") : ["rw", "nosuid", "nodev", "noexec", "size=65536k"];
+  return { destination: path, type: "tmpfs", source: "tmpfs", options };
+}
+
+function badFlag(flag: string, problem: string): never {
+  throw new UsageError(`${flag}: ${problem}`);
 }

@@ -8,4 +8,4 @@ export function errnoName(errno: number): string {
 
 export const ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, ECHILD = 10, EAGAIN = 11, EACCES = 13,
   EBUSY = 16, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EPIPE = 32, ENOEXEC = 8, EPERM = 1,
-  ENOSYS = 38, ENAMETOOLONG = 36, ELOOP = 40, ETXTBSY = 26;
+  ENOSYS = 38, EROFS = 30, ENAMETOOLONG = 36, ELOOP = 40, ETXTBSY = 26;

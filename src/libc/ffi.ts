@@ -57,6 +57,7 @@ const { symbols } = dlopen("libc.so.6", {
   setresuid: { args: ["u32", "u32", "u32"], returns: "i32" },
   setresgid: { args: ["u32", "u32", "u32"], returns: "i32" },
   umask: { args: ["u32"], returns: "u32" },
+  statvfs: { args: ["ptr", "ptr"], returns: "i32" },
 });
 
 export const libc = symbols;

@@ -116,3 +116,18 @@ export function execCommand(target: ExecTarget): Step {
     },
   };
 }
+
+export function chdirStep(dir: string): Step {
+  const path = new CStr(dir);
+  return {
+    kind: "call", call: "chdir", args: [q(dir)], label: `change to the working directory ${dir}`, keep: [path],
+    run: () => viaErrno(libc.chdir(path.ptr)),
+  };
+}
+
+export function umaskStep(mask: number): Step {
+  return {
+    kind: "call", call: "umask", args: [`0${mask.toString(8)}`], label: "set the file creation mask",
+    run: () => (libc.umask(mask), 0),
+  };
+}

@@ -1,0 +1,225 @@
+// Start-to-exit wall time of `minic run /bin/true` next to the things it is made of and competes with.
+//
+//   bun bench/run.ts            BENCH_RUNS=N (default 50), BENCH_WARMUP=N (default 5),
+//                               BENCH_RSS_RUNS=N (default 5), BENCH_HYPERFINE=0 to skip hyperfine
+//
+// Each row is a command spawned from this process with Bun.spawnSync and timed with Bun.nanoseconds()
+// around the call, so every row carries the same harness cost: the cost of spawning /bin/true itself,
+// which the in-process spawnSync row shows. Rows run round-robin (one run of each row per round), so
+// drift in the machine's load spreads over all rows instead of biasing whichever ran during it.
+// Nothing is asserted: the script prints, and a human reads.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const CACHE = `${ROOT}/bench/.cache`;
+const RUNS = Number(process.env.BENCH_RUNS) || 50;
+const RSS_RUNS = Number(process.env.BENCH_RSS_RUNS) || 5; // peak RSS barely varies: a few runs under GNU time
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 5) || 0;
+// The Bun that bin/minic runs, so that `bun -e 0` is the floor of the very same binary.
+const BUN = existsSync(`${ROOT}/node_modules/.bin/bun`) ? `${ROOT}/node_modules/.bin/bun` : process.execPath;
+const MINIC = `${ROOT}/bin/minic`;
+
+interface Row {
+  name: string;
+  /** A command, timed from spawn to exit. */
+  argv?: string[];
+  /** Or a call timed inside this Bun process. */
+  inProcess?: () => void;
+  needsRoot?: boolean;
+  /** true when the row can run; otherwise why not (printed, and the row is skipped). */
+  available?: () => true | string;
+}
+
+const onPath = (tool: string) => () => (Bun.which(tool) ? (true as const) : `${tool} not found on PATH`);
+
+// The seed's Part 0: the least a runtime can do. Includes added so that a strict compiler takes it.
+const C_SOURCE = `#include <unistd.h>
+#include <sys/wait.h>
+int main(int c,char**v){int p=fork(); if(!p){execv(v[1],&v[1]);_exit(127);} waitpid(p,0,0);}
+`;
+const C_BINARY = `${CACHE}/forkexec`;
+
+/** Build the C program into bench/.cache (again only when the source changed). */
+function buildForkExec(): true | string {
+  if (!Bun.which("cc")) return "cc not found on PATH";
+  mkdirSync(CACHE, { recursive: true });
+  const source = `${CACHE}/forkexec.c`;
+  if (existsSync(C_BINARY) && existsSync(source) && readFileSync(source, "utf8") === C_SOURCE) return true;
+  writeFileSync(source, C_SOURCE);
+  const cc = Bun.spawnSync(["cc", "-O2", "-o", C_BINARY, source], { stderr: "pipe" });
+  return cc.exitCode === 0 ? true : `cc failed: ${cc.stderr.toString().trim()}`;
+}
+
+const spawnTrue = () => Bun.spawnSync(["/bin/true"], { stdio: ["ignore", "ignore", "ignore"] });
+
+// Later issues add rows here, e.g.
+//   { name: "minic run --rootfs R true", argv: [MINIC, "run", "--rootfs", R, "true"], needsRoot: true, available: haveRootfs },
+//   { name: "bwrap --unshare-all", argv: ["bwrap", "--unshare-all", "--ro-bind", R, "/", "/bin/true"], available: onPath("bwrap") },
+//   { name: "crun run", argv: [...], needsRoot: true, available: onPath("crun") }, and runc likewise.
+// The first row is the reference for the "x minic" column; the row named C_ROW for "x C".
+const C_ROW = "C fork+execv+waitpid";
+const rows: Row[] = [
+  { name: "minic run /bin/true", argv: [MINIC, "run", "/bin/true"] },
+  { name: C_ROW, argv: [C_BINARY, "/bin/true"], available: buildForkExec },
+  // The one call that a spawnSync-based agent would make, without any startup around it.
+  { name: "Bun.spawnSync(/bin/true) in-process", inProcess: spawnTrue },
+  { name: "bun -e 'Bun.spawnSync(/bin/true)'", argv: [BUN, "-e", 'Bun.spawnSync(["/bin/true"])'] },
+  { name: "unshare --fork --pid true", argv: ["unshare", "--fork", "--pid", "true"], needsRoot: true, available: onPath("unshare") },
+  { name: "bun -e 0", argv: [BUN, "-e", "0"] },
+  { name: "minic --version", argv: [MINIC, "--version"] },
+  // Not one of the issue's rows: it splits minic's time between bin/minic's sh wrapper and Bun itself.
+  { name: "bun src/cli.ts run /bin/true", argv: [BUN, `${ROOT}/src/cli.ts`, "run", "/bin/true"] },
+];
+
+interface Result {
+  row: Row;
+  ms: number[];
+  failures: number;
+  /** Peak RSS of the spawned process in KiB, one value per RSS run (see peakRssKiB). */
+  rssKiB: number[];
+}
+
+/** One timed run. Output goes nowhere: we time the program, not a pipe reader. */
+function runOnce(row: Row, result: Result | null): void {
+  if (row.inProcess) {
+    const t0 = Bun.nanoseconds();
+    row.inProcess();
+    const t1 = Bun.nanoseconds();
+    result?.ms.push((t1 - t0) / 1e6);
+    return;
+  }
+  const t0 = Bun.nanoseconds();
+  const proc = Bun.spawnSync(row.argv!, { cwd: ROOT, stdio: ["ignore", "ignore", "ignore"] });
+  const t1 = Bun.nanoseconds();
+  if (!result) return;
+  result.ms.push((t1 - t0) / 1e6);
+  if (proc.exitCode !== 0) result.failures++;
+}
+
+/**
+ * Peak RSS of one run, in KiB: GNU time's %M, the ru_maxrss that wait4() returns. The kernel keeps
+ * that peak across exec (bin/minic is a sh script that execs bun: same pid, so this is the agent's),
+ * and folds in reaped children; the container child is a fork of the agent that then execs
+ * /bin/true, so it cannot exceed the agent's own peak.
+ * Not Bun.spawnSync's resourceUsage.maxRSS: Bun spawns through posix_spawn (vfork), and at exec the
+ * kernel records the peak of the mm being left, which for a vfork child is the *parent's*, so every
+ * row would read at least this harness's own RSS (~35 MiB). GNU time fork()s: its floor is ~1 MiB.
+ */
+function peakRssKiB(argv: string[]): number {
+  const out = `${CACHE}/rss.txt`;
+  rmSync(out, { force: true }); // a stale value must not pass for this run's
+  Bun.spawnSync(["/usr/bin/time", "-f", "%M", "-o", out, ...argv], { cwd: ROOT, stdio: ["ignore", "ignore", "ignore"] });
+  return existsSync(out) ? Number(readFileSync(out, "utf8").trim().split("\n").pop()) : NaN;
+}
+
+/** Why the row cannot run here, or null. A failing first run counts: its stderr says why. */
+function skipReason(row: Row): string | null {
+  if (row.needsRoot && process.getuid?.() !== 0) return "needs root";
+  const available = row.available?.() ?? true;
+  if (available !== true) return available;
+  if (!row.argv) return null;
+  const probe = Bun.spawnSync(row.argv, { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  if (probe.exitCode === 0) return null;
+  return `exit ${probe.exitCode ?? probe.signalCode}: ${probe.stderr.toString().trim().split("\n")[0]}`;
+}
+
+const median = (xs: number[]) => quantile(xs, 0.5);
+/** A number for the table; "-" where a row was skipped or not measured (NaN, or -Infinity from Math.max()). */
+const num = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "-");
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!; // nearest rank
+}
+
+/** hyperfine's medians for the command rows (ms), as a cross-check of this harness; null if not run. */
+function hyperfineMedians(active: Row[]): Map<Row, number> | null {
+  if (process.env.BENCH_HYPERFINE === "0" || !Bun.which("hyperfine")) return null;
+  const commands = active.filter((r) => r.argv);
+  const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  const json = `${CACHE}/hyperfine.json`;
+  mkdirSync(CACHE, { recursive: true });
+  const hf = Bun.spawnSync(
+    ["hyperfine", "-N", "--warmup", String(WARMUP), "--runs", String(RUNS), "--export-json", json,
+     ...commands.map((r) => r.argv!.map(quote).join(" "))],
+    { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  if (hf.exitCode !== 0) {
+    console.log(`hyperfine failed (ignored): ${hf.stderr.toString().trim().split("\n").pop()}`);
+    return null;
+  }
+  const results: Array<{ median: number }> = JSON.parse(readFileSync(json, "utf8")).results;
+  return new Map(commands.map((r, i) => [r, results[i]!.median * 1000]));
+}
+
+// ---- run ----
+const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
+console.log(`minic bench: ${RUNS} runs + ${WARMUP} warmup per row, round-robin; kernel ${kernel}, ` +
+  `${cpus().length} x ${cpus()[0]?.model ?? "?"}; bun ${Bun.version} (${BUN})`);
+
+const active: Result[] = [];
+for (const row of rows) {
+  const reason = skipReason(row);
+  if (reason) console.log(`skipped: ${row.name}: ${reason}`);
+  else active.push({ row, ms: [], failures: 0, rssKiB: [] });
+}
+for (let round = 0; round < WARMUP + RUNS; round++) {
+  for (const result of active) runOnce(result.row, round < WARMUP ? null : result);
+}
+// Separate from the timed loop, so that GNU time's own cost never lands in the times.
+const haveTime = existsSync("/usr/bin/time");
+if (haveTime) {
+  mkdirSync(CACHE, { recursive: true });
+  for (const result of active) {
+    for (let i = 0; i < RSS_RUNS && result.row.argv; i++) result.rssKiB.push(peakRssKiB(result.row.argv));
+  }
+}
+const hyperfine = hyperfineMedians(active.map((r) => r.row));
+
+// ---- report ----
+const find = (name: string) => active.find((r) => r.row.name === name);
+const minicMs = median(find(rows[0]!.name)?.ms ?? []);
+const cMs = median(find(C_ROW)?.ms ?? []);
+const table = active.map(({ row, ms, rssKiB, failures }) => ({
+  name: row.name,
+  "median ms": num(median(ms)),
+  "p90 ms": num(quantile(ms, 0.9)),
+  "x minic run": num(median(ms) / minicMs),
+  "x C": num(median(ms) / cMs),
+  "max RSS MiB": num(Math.max(...rssKiB) / 1024, 1),
+  ...(hyperfine ? { "hyperfine median ms": num(hyperfine.get(row) ?? NaN) } : {}),
+  ...(failures ? { failures } : {}),
+}));
+console.log();
+printTable(table);
+console.log(hyperfine ? "(hyperfine -N, run after the loop above, one row after another)" : "(hyperfine: not run)");
+
+const minic = find(rows[0]!.name);
+const agentMib = Math.max(...(minic?.rssKiB ?? [])) / 1024;
+console.log(haveTime
+  ? `\nagent peak RSS: max of ${RSS_RUNS} runs of \`/usr/bin/time -f %M bin/minic run /bin/true\` (ru_maxrss from wait4; ` +
+    `the sh wrapper execs bun, so it is the agent's): ${num(agentMib, 1)} MiB`
+  : "\nagent peak RSS: /usr/bin/time not found, not measured");
+
+// The issue's targets, with medians.
+const bunMs = median(find("bun -e 0")?.ms ?? []);
+const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
+const startLimit = 2 * bunMs + 3;
+console.log(`\ntargets:`);
+console.log(`  minic run true <= 2 x bun -e 0 + 3 ms: ${num(minicMs)} <= ${num(startLimit)} ms: ` +
+  (Number.isFinite(minicMs + bunMs) ? verdict(minicMs <= startLimit) : "unknown (row skipped)"));
+// "40 MB" read as MiB, the unit ru_maxrss comes in (KiB); the value in 10^6 bytes is shown too.
+console.log(`  agent RSS <= 40 MiB: ${num(agentMib, 1)} MiB (${num((agentMib * 1048576) / 1e6, 1)} MB): ` +
+  (Number.isFinite(agentMib) ? verdict(agentMib <= 40) : "unknown (not measured)"));
+
+function printTable(objects: Array<Record<string, string | number>>): void {
+  const headers = [...new Set(objects.flatMap((o) => Object.keys(o)))];
+  const cells = [headers, ...objects.map((o) => headers.map((h) => String(o[h] ?? "")))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
+  // Text left, numbers right, like any table meant to be compared by eye.
+  const fmt = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  console.log(fmt(cells[0]!));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const row of cells.slice(1)) console.log(fmt(row));
+}

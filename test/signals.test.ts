@@ -1,0 +1,75 @@
+// Signals sent to minic reach the container; a dead agent takes its container with it.
+// bin/minic is a sh script that execs bun, so the pid Bun.spawn returns is the agent itself.
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { MINIC, childrenOf, isDead, procInfo, waitUntil, type ProcInfo } from "./helpers.ts";
+
+// Waits below give up after 10 s (a hang guard); let them report before the test itself times out.
+setDefaultTimeout(30_000);
+
+const strays: number[] = [];
+afterEach(() => {
+  // If a test failed half-way, do not leave its sleep behind for 100 s.
+  for (const pid of strays.splice(0)) if (!isDead(pid)) process.kill(pid, "SIGKILL");
+});
+
+function startMinic(args: string[]) {
+  return Bun.spawn([MINIC, "run", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+}
+
+/** Wait until the agent's child is running `args` (it has exec'd), and return it. */
+async function containerOf(agentPid: number, args: string[]): Promise<ProcInfo> {
+  const found = await waitUntil(
+    () => childrenOf(agentPid).find((p) => JSON.stringify(p.args) === JSON.stringify(args)),
+    () => `${args.join(" ")} to run under minic (pid ${agentPid}); agent: ${JSON.stringify(procInfo(agentPid))}; its children: ${JSON.stringify(childrenOf(agentPid))}`,
+  );
+  strays.push(found.pid);
+  return found;
+}
+
+async function finish(proc: ReturnType<typeof startMinic>) {
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+describe("signals sent to minic are forwarded to the container", () => {
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+    test(`${signal}: the sleep ends, minic exits ${code} and has reaped it`, async () => {
+      const proc = startMinic(["sleep", "100"]);
+      const sleep = await containerOf(proc.pid, ["sleep", "100"]);
+      expect(sleep.ppid).toBe(proc.pid);
+      proc.kill(signal);
+      const result = await finish(proc);
+      expect(result.code).toBe(code);
+      expect(result.stdout).toBe("");
+      expect(procInfo(sleep.pid)).toBeNull(); // not running, and not left as a zombie either
+    });
+  }
+
+  for (const signal of ["USR1", "USR2", "HUP", "QUIT"]) {
+    test(`SIG${signal} reaches a container that traps it`, async () => {
+      const script = `trap "echo got-${signal.toLowerCase()}; exit 3" ${signal}; while :; do sleep 0.1; done`;
+      const proc = startMinic(["sh", "-c", script]);
+      const sh = await containerOf(proc.pid, ["sh", "-c", script]);
+      // Once sh runs its loop's sleep, the trap is installed.
+      await waitUntil(() => childrenOf(sh.pid).some((p) => p.args[0] === "sleep"), "the trap loop to start");
+      proc.kill(`SIG${signal}`);
+      const result = await finish(proc);
+      expect(result.stdout).toBe(`got-${signal.toLowerCase()}\n`);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toBe("");
+    });
+  }
+});
+
+describe("PR_SET_PDEATHSIG", () => {
+  test("when the agent is SIGKILLed, the container dies with it", async () => {
+    const proc = startMinic(["sleep", "100"]);
+    const sleep = await containerOf(proc.pid, ["sleep", "100"]);
+    proc.kill("SIGKILL");
+    await proc.exited;
+    expect(proc.signalCode).toBe("SIGKILL");
+    // Dead means gone or a zombie (its new parent, PID 1 here, may be slow to reap).
+    await waitUntil(() => isDead(sleep.pid), `sleep ${sleep.pid} to die after its agent was killed`, 3_000);
+    expect(isDead(sleep.pid)).toBe(true);
+  });
+});
