@@ -1,14 +1,15 @@
 // Running one container in the foreground: prepare its state directory, compile the plan, launch
 // it, wait, and clean up whatever happened.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createStateDir } from "./state.ts";
 import { compilePlan, type PlanContext } from "./plan.ts";
 import type { Spec } from "./spec/types.ts";
 import { launch, waitForExit, SetupError, SignalRelay } from "./process/agent.ts";
-import { exitCodeFor } from "./process/status.ts";
+import { execFailureMessage, exitCodeFor } from "./process/status.ts";
 import { describeStep } from "./process/step.ts";
-import { ENOENT, EISDIR, EACCES, ENOEXEC, errnoName } from "./libc/errno.ts";
-import { strerror } from "./libc/ffi.ts";
 import { log } from "./log.ts";
+import { libc } from "./libc/ffi.ts";
+import { SIGKILL, SIGNALS } from "./libc/constants.ts";
 
 export interface RunOptions {
   trace?: (line: string) => void;
@@ -19,13 +20,6 @@ export interface RunOptions {
 /** 12 random hex digits, like a short docker id. */
 export function newContainerId(): string {
   return [...crypto.getRandomValues(new Uint8Array(6))].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Where minic keeps per-container files: /run/minic for root, the user's runtime dir otherwise. */
-export function stateRoot(): string {
-  if (process.env.MINIC_ROOT) return process.env.MINIC_ROOT;
-  if (process.getuid!() === 0) return "/run/minic";
-  return process.env.XDG_RUNTIME_DIR ? `${process.env.XDG_RUNTIME_DIR}/minic` : `/tmp/minic-${process.getuid!()}`;
 }
 
 export function containerId(spec: Spec): string {
@@ -67,33 +61,62 @@ function resolvConf(hostNetwork: boolean): string {
 /** Run the container to its end and return the exit code minic should end with. */
 export async function runContainer(spec: Spec, options: RunOptions = {}): Promise<number> {
   const id = containerId(spec);
-  const dir = `${stateRoot()}/${id}`;
-  if (existsSync(dir)) throw new Error(`a container named ${id} already exists (${dir}); choose another --name`);
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
-  const relay = new SignalRelay({ trace: options.trace }).start();
+  const dir = createStateDir(id);
+  const escalation = new Escalation(spec, options);
+  const relay = new SignalRelay({ trace: options.trace, onSignal: (name) => escalation.onSignal(name) }).start();
   try {
-    const context: PlanContext = {};
+    const context: PlanContext = { init: options.init };
     if (spec.root && spec.annotations?.["org.minic.etc"] !== "none") {
       const hostNetwork = !spec.linux?.namespaces?.some((n) => n.type === "network");
       context.etcFiles = writeEtcFiles(dir, spec, hostNetwork);
     }
     const steps = compilePlan(spec, context);
     const launched = await launch(steps, { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs }, relay);
-    return exitCodeFor(await waitForExit(launched, options.trace));
+    escalation.pid = launched.pid;
+    const status = await waitForExit(launched, options.trace);
+    return escalation.exitCode ?? exitCodeFor(status);
   } catch (error) {
     if (!(error instanceof SetupError)) throw error;
     log.error(error.step.kind === "exec" ? execFailureMessage(spec.process!.args[0]!, error.errno) : error.message);
     return error.exitCode;
   } finally {
+    escalation.stop();
     relay.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** How a shell would say that the command could not be run. */
-export function execFailureMessage(command: string, err: number): string {
-  if (err === ENOENT && !command.includes("/")) return `${command}: command not found`;
-  if (err === EACCES && !command.includes("/")) return `${command}: permission denied (found in PATH but not executable)`;
-  const text = err === EISDIR ? "is a directory" : err === ENOEXEC ? "exec format error (not a binary, no #! line)" : strerror(err).toLowerCase();
-  return `${command}: ${text} (${errnoName(err)})`;
+/** How long a container whose PID 1 ignored a forwarded SIGINT/SIGTERM gets before SIGKILL. */
+export const STOP_GRACE_MS = 2000;
+const STOPPING = new Set(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"]);
+
+/**
+ * PID 1 of a namespace ignores every signal it has no handler for: a plain `sleep` as PID 1 shrugs
+ * off the forwarded Ctrl-C. So when a stopping signal was forwarded to such a PID 1 and it is
+ * still running after a grace period, or the user sends a second one, minic kills it with SIGKILL,
+ * says so, and exits as if the signal had worked (130 for Ctrl-C). With --init the init handles it.
+ */
+class Escalation {
+  pid = 0;
+  exitCode: number | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly applies: boolean;
+  constructor(spec: Spec, options: RunOptions) {
+    const pidns = spec.linux?.namespaces?.some((n) => n.type === "pid" && !n.path) ?? false;
+    this.applies = pidns && !options.init;
+  }
+  onSignal(name: string) {
+    if (!this.applies || !STOPPING.has(name) || this.pid <= 0) return;
+    const kill = (why: string) => {
+      this.stop();
+      this.exitCode = 128 + SIGNALS[name.slice(3)]!;
+      log.warn(`the container's PID 1 ${why}; killed it with SIGKILL (PID 1 ignores signals it has no handler for; --init avoids this)`);
+      libc.kill(this.pid, SIGKILL);
+    };
+    if (this.timer) kill(`got a second ${name}`);
+    else this.timer = setTimeout(() => kill(`was still running ${STOP_GRACE_MS / 1000} s after ${name}`), STOP_GRACE_MS);
+  }
+  stop() {
+    clearTimeout(this.timer);
+  }
 }

@@ -23,6 +23,7 @@ import {
 } from "./namespaces.ts";
 import { filesystemSteps } from "./rootfs/filesystem.ts";
 import { identitySteps } from "./security/identity.ts";
+import { initTarget } from "./init/install.ts";
 
 /** The value of `name` in a KEY=VALUE list, as getenv would find it. */
 export function envValue(env: readonly string[], name: string): string | undefined {
@@ -34,6 +35,8 @@ export function envValue(env: readonly string[], name: string): string | undefin
 export interface PlanContext {
   /** Host files bind-mounted over the container's /etc/hostname, /etc/hosts and /etc/resolv.conf. */
   etcFiles?: Partial<Record<"hostname" | "hosts" | "resolv.conf", string>>;
+  /** Run minic's init as PID 1, with the command as its child (`minic run --init`). */
+  init?: boolean;
 }
 
 export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
@@ -56,6 +59,10 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   steps.push(closeInheritedFds()); // the container gets stdin, stdout, stderr and nothing of the runtime's
   steps.push(resetSignals()); // last before exec: what the runtime ignored or blocked must not reach the command so
   const env = proc.env ?? [];
+  if (context.init) {
+    steps.push(execCommand(initTarget(proc.args, env, spec.root?.path)));
+    return steps;
+  }
   const candidates = commandCandidates(proc.args[0]!, envValue(env, "PATH") ?? DEFAULT_PATH, spec.root?.path ?? "/");
   steps.push(execCommand({ candidates, argv: proc.args, env }));
   return steps;

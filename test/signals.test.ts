@@ -4,7 +4,7 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { MINIC, childrenOf, isDead, procInfo, waitUntil, type ProcInfo } from "./helpers.ts";
 
 // Waits below give up after 10 s (a hang guard); let them report before the test itself times out.
-setDefaultTimeout(30_000);
+setDefaultTimeout(60_000);
 
 const strays: number[] = [];
 afterEach(() => {

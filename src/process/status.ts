@@ -5,7 +5,8 @@
 //   125                        minic itself failed (a setup step, bad input)
 //   126                        the command exists but could not be run (EACCES, ENOEXEC, a directory)
 //   127                        the command was not found (ENOENT, ENOTDIR)
-import { ENOENT, ENOTDIR } from "../libc/errno.ts";
+import { EACCES, EISDIR, ENOENT, ENOEXEC, ENOTDIR, errnoName } from "../libc/errno.ts";
+import { strerror } from "../libc/ffi.ts";
 import { signalName } from "../libc/constants.ts";
 import type { StepKind } from "./step.ts";
 
@@ -41,4 +42,12 @@ export function describeWaitStatus(status: WaitStatus): string {
 export function exitCodeForFailure(kind: StepKind, err: number): number {
   if (kind !== "exec") return EXIT_MINIC_FAILED;
   return err === ENOENT || err === ENOTDIR ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
+}
+
+/** How a shell would say that the command could not be run. */
+export function execFailureMessage(command: string, err: number): string {
+  if (err === ENOENT && !command.includes("/")) return `${command}: command not found`;
+  if (err === EACCES && !command.includes("/")) return `${command}: permission denied (found in PATH but not executable)`;
+  const text = err === EISDIR ? "is a directory" : err === ENOEXEC ? "exec format error (not a binary, no #! line)" : strerror(err).toLowerCase();
+  return `${command}: ${text} (${errnoName(err)})`;
 }

@@ -18,6 +18,7 @@ import { umaskStep } from "../process/steps.ts";
 import type { IdMapping, Mount, Spec } from "../spec/types.ts";
 import type { PlanContext } from "../plan.ts";
 import { resolveInRoot } from "./paths.ts";
+import { initMountSteps } from "../init/install.ts";
 import {
   mkdirSteps, mknodStep, mountStep, parseMountOptions, pivotRootSteps, remountReadOnlyStep, symlinkStep, touchStep,
 } from "./steps.ts";
@@ -52,7 +53,12 @@ export function filesystemSteps(spec: Spec, ns: NamespacePlan, context: PlanCont
   steps.push(mountStep(rootfs, rootfs, null, MS_BIND | MS_REC, null, "bind the rootfs onto itself"));
   const mounts = spec.mounts ?? [];
   for (const mount of mounts) steps.push(...specMountSteps(rootfs, mount, { userns, ns, gids: spec.linux?.gidMappings }));
-  if (mounts.some((m) => m.destination === "/dev")) steps.push(...deviceSteps(rootfs, userns));
+  const devIsTmpfs = mounts.some((m) => m.destination === "/dev" && m.type === "tmpfs");
+  if (devIsTmpfs) steps.push(...deviceSteps(rootfs, userns));
+  if (context.init) {
+    if (!devIsTmpfs) throw new Error("--init needs the container's /dev to be a tmpfs (its files are mounted there)");
+    steps.push(...initMountSteps(rootfs));
+  }
   for (const [name, source] of Object.entries(context.etcFiles ?? {})) {
     const target = resolveInRoot(rootfs, `/etc/${name}`);
     steps.push(...mkdirSteps(rootfs, dirname(target)), { ...touchStep(target), tolerate: [EROFS] });
