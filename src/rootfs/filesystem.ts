@@ -10,7 +10,7 @@
 // with its own /proc.
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
-import { EROFS } from "../libc/errno.ts";
+import { EACCES, ENOENT, EPERM, EROFS } from "../libc/errno.ts";
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_SLAVE } from "../libc/constants.ts";
 import { isMapped, type NamespacePlan } from "../namespaces.ts";
 import type { Step } from "../process/step.ts";
@@ -61,8 +61,10 @@ export function filesystemSteps(spec: Spec, ns: NamespacePlan, context: PlanCont
   }
   for (const [name, source] of Object.entries(context.etcFiles ?? {})) {
     const target = resolveInRoot(rootfs, `/etc/${name}`);
-    steps.push(...mkdirSteps(rootfs, dirname(target)), { ...touchStep(target), tolerate: [EROFS] });
-    steps.push({ ...mountStep(source, target, null, MS_BIND, null, `bind the generated /etc/${name}`), tolerate: [EROFS] });
+    // Best effort, as these files are a convenience: a rootfs the container's root may not write to
+    // (read-only media, or owned by the host's root in a rootless run) keeps its own, if it has one.
+    steps.push(...mkdirSteps(rootfs, dirname(target)), { ...touchStep(target), tolerate: [EROFS, EACCES, EPERM] });
+    steps.push({ ...mountStep(source, target, null, MS_BIND, null, `bind the generated /etc/${name}`), tolerate: [ENOENT] });
   }
   steps.push(...pivotRootSteps(rootfs));
   if (spec.root?.readonly) steps.push(remountReadOnlyStep("/"));
