@@ -1,6 +1,6 @@
 // Running one container in the foreground: prepare its state directory, compile the plan, launch
 // it, wait, and clean up whatever happened.
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readTextIfExists, removeTree, writeText } from "./libc/fs.ts";
 import { createStateDir } from "./state.ts";
 import { compilePlan, type PlanContext } from "./plan.ts";
 import type { Spec } from "./spec/types.ts";
@@ -47,12 +47,12 @@ export function writeEtcFiles(dir: string, spec: Spec, hostNetwork: boolean): No
     "resolv.conf": resolvConf(hostNetwork),
   };
   const paths: Record<string, string> = {};
-  for (const [name, text] of Object.entries(files)) writeFileSync((paths[name] = `${dir}/${name}`), text, { mode: 0o644 });
+  for (const [name, text] of Object.entries(files)) writeText((paths[name] = `${dir}/${name}`), text);
   return paths;
 }
 
 function resolvConf(hostNetwork: boolean): string {
-  const host = existsSync("/etc/resolv.conf") ? readFileSync("/etc/resolv.conf", "utf8") : "";
+  const host = readTextIfExists("/etc/resolv.conf") ?? "";
   if (hostNetwork) return host;
   const loopback = /^\s*nameserver\s+(127\.|::1\b)/;
   return host.split("\n").filter((line) => !loopback.test(line)).join("\n");
@@ -82,7 +82,7 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
   } finally {
     escalation.stop();
     relay.stop();
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
   }
 }
 

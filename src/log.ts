@@ -1,7 +1,8 @@
 // minic's own messages. They all go to stderr: stdout belongs to the container.
 // consola/core (not the full consola, whose terminal detection costs ~25 ms at startup) with one
 // plain reporter: "minic: message", "minic: warning: message".
-import { writeSync } from "node:fs";
+import { ptr } from "bun:ffi";
+import { libc } from "./libc/ffi.ts";
 import { createConsola, type ConsolaReporter, type LogObject } from "consola/core";
 
 const PREFIX: Record<string, string> = { error: "", fatal: "", warn: "warning: ", debug: "debug: ", trace: "" };
@@ -9,7 +10,7 @@ const PREFIX: Record<string, string> = { error: "", fatal: "", warn: "warning: "
 const stderrReporter: ConsolaReporter = {
   log(entry: LogObject) {
     const text = entry.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
-    writeSync(2, `minic: ${PREFIX[entry.type] ?? ""}${text}\n`);
+    writeStderr(`minic: ${PREFIX[entry.type] ?? ""}${text}\n`);
   },
 };
 
@@ -21,5 +22,15 @@ export const log = createConsola({ level: LOG_LEVELS.info, reporters: [stderrRep
 
 /** --trace output: written at once (not buffered), so it interleaves truthfully with the container's. */
 export function traceLine(line: string): void {
-  writeSync(2, `minic: ${line}\n`);
+  writeStderr(`minic: ${line}\n`);
+}
+
+/** write(2) straight to fd 2: unbuffered, so lines interleave truthfully with the container's output. */
+function writeStderr(text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  for (let off = 0; off < bytes.length; ) {
+    const n = Number(libc.write(2, ptr(bytes, off), bytes.length - off));
+    if (n <= 0) return; // stderr closed or broken: nowhere left to report to
+    off += n;
+  }
 }

@@ -1,8 +1,8 @@
 // Namespaces: which ones a container gets, how the child enters them, and the agent's half of a
 // user namespace (writing uid_map and gid_map while the child waits).
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { libc } from "./libc/ffi.ts";
+import { readTextIfExists, writeText } from "./libc/fs.ts";
 import { CStr } from "./libc/cstr.ts";
 import {
   CLONE_FLAG_NAMES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
@@ -87,8 +87,7 @@ export function formatIdMap(mappings: IdMapping[]): string {
 
 /** The /etc/subuid (or subgid) ranges of `user`, by name or numeric id. */
 export function subordinateRange(file: string, user: string, id: number): { start: number; count: number } | null {
-  if (!existsSync(file)) return null;
-  for (const line of readFileSync(file, "utf8").split("\n")) {
+  for (const line of (readTextIfExists(file) ?? "").split("\n")) {
     const [owner, start, count] = line.trim().split(":");
     if ((owner === user || owner === String(id)) && start && count) return { start: Number(start), count: Number(count) };
   }
@@ -107,9 +106,9 @@ export async function writeIdMaps(pid: number, uidMappings: IdMapping[], gidMapp
     await runHelper("newgidmap", pid, gidMappings);
     return;
   }
-  if (process.getuid!() !== 0) writeFileSync(`/proc/${pid}/setgroups`, "deny");
-  writeFileSync(`/proc/${pid}/uid_map`, formatIdMap(uidMappings));
-  writeFileSync(`/proc/${pid}/gid_map`, formatIdMap(gidMappings));
+  if (process.getuid!() !== 0) writeText(`/proc/${pid}/setgroups`, "deny");
+  writeText(`/proc/${pid}/uid_map`, formatIdMap(uidMappings));
+  writeText(`/proc/${pid}/gid_map`, formatIdMap(gidMappings));
 }
 
 async function runHelper(tool: string, pid: number, mappings: IdMapping[]) {

@@ -1,7 +1,7 @@
 // Per-container state on the host: a directory under the state root holding the files minic
 // generated for the container and the identity of the agent that owns it. A directory whose agent
 // is gone (killed with SIGKILL, the machine crashed) is removed by the next run.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { isDirectory, lexists, listDir, mkdirp, readText, removeTree, writeText } from "./libc/fs.ts";
 
 /** Where minic keeps per-container files: /run/minic for root, the user's runtime dir otherwise. */
 export function stateRoot(): string {
@@ -13,7 +13,7 @@ export function stateRoot(): string {
 /** A process's start time (field 22 of /proc/PID/stat), which tells a live pid from a reused one. */
 export function processStartTime(pid: number): string | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readText(`/proc/${pid}/stat`);
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
   } catch {
     return null;
@@ -22,7 +22,7 @@ export function processStartTime(pid: number): string | null {
 
 function ownerAlive(dir: string): boolean {
   try {
-    const [pid, start] = readFileSync(`${dir}/agent`, "utf8").trim().split(" ");
+    const [pid, start] = readText(`${dir}/agent`).trim().split(" ");
     return processStartTime(Number(pid)) === start;
   } catch {
     return false;
@@ -34,16 +34,16 @@ export function createStateDir(id: string): string {
   const root = stateRoot();
   removeStaleStateDirs(root);
   const dir = `${root}/${id}`;
-  if (existsSync(dir)) throw new Error(`a container named ${id} is already running (${dir}); choose another --name`);
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
-  writeFileSync(`${dir}/agent`, `${process.pid} ${processStartTime(process.pid)}\n`);
+  if (lexists(dir)) throw new Error(`a container named ${id} is already running (${dir}); choose another --name`);
+  mkdirp(dir, 0o711);
+  writeText(`${dir}/agent`, `${process.pid} ${processStartTime(process.pid)}\n`);
   return dir;
 }
 
 export function removeStaleStateDirs(root = stateRoot()): void {
-  if (!existsSync(root)) return;
-  for (const name of readdirSync(root)) {
+  if (!isDirectory(root)) return;
+  for (const name of listDir(root)) {
     const dir = `${root}/${name}`;
-    if (!ownerAlive(dir)) rmSync(dir, { recursive: true, force: true });
+    if (!ownerAlive(dir)) removeTree(dir);
   }
 }

@@ -1,6 +1,5 @@
 // `minic run [FLAGS] COMMAND [ARG...]`: flags become an OCI spec, the spec becomes a container.
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { isDirectory, lexists, readText, resolvePath as resolve } from "../libc/fs.ts";
 import type { ArgsDef } from "citty";
 import type { Mount, NamespaceType, Spec } from "../spec/types.ts";
 import { defaultSpec } from "../spec/defaults.ts";
@@ -102,7 +101,7 @@ function baseSpec(flags: Record<string, any>): Spec {
     };
   }
   const rootfs = resolve(flags.rootfs);
-  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) badFlag("--rootfs", `${rootfs} is not a directory`);
+  if (!isDirectory(rootfs)) badFlag("--rootfs", `${rootfs} is not a directory`);
   const spec = defaultSpec({ args: [] });
   // The same filesystem as `runc spec`, but a writable root (as docker's) and no cgroup mount yet.
   spec.root = { path: rootfs, readonly: false };
@@ -138,10 +137,10 @@ function addUserNamespace(spec: Spec) {
 function readBundle(dir: string): Spec {
   const bundle = resolve(dir);
   const file = `${bundle}/config.json`;
-  if (!existsSync(file)) badFlag("--bundle", `${file} does not exist (minic spec writes a default one)`);
+  if (!lexists(file)) badFlag("--bundle", `${file} does not exist (minic spec writes a default one)`);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
+    raw = JSON.parse(readText(file));
   } catch (error) {
     throw new UsageError(`${file}: not valid JSON: ${(error as Error).message}`);
   }
@@ -164,8 +163,8 @@ function mergeEnv(base: string[], extra: string[], hostname: string | undefined)
 }
 
 function readEnvFile(file: string): string[] {
-  if (!existsSync(file)) badFlag("--env-file", `${file} does not exist`);
-  return readFileSync(file, "utf8").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  if (!lexists(file)) badFlag("--env-file", `${file} does not exist`);
+  return readText(file).split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
 }
 
 export function parseVolume(spec: string): Mount {
@@ -175,7 +174,7 @@ export function parseVolume(spec: string): Mount {
   }
   if (!ctr.startsWith("/")) badFlag("--volume", `"${ctr}": the container path must be absolute`);
   const source = resolve(host);
-  if (!existsSync(source)) badFlag("--volume", `${source} does not exist on the host`);
+  if (!lexists(source)) badFlag("--volume", `${source} does not exist on the host`);
   return { destination: ctr, type: "bind", source, options: ["rbind", mode ?? "rw"] };
 }
 

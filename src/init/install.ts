@@ -6,18 +6,17 @@
 // minic created, so the rootfs itself is not touched): Bun, the shared libraries this very process
 // has loaded (read from /proc/self/maps, so the list is always Bun's real one), and src/. Bun is
 // then started through the dynamic loader with --library-path, so the rootfs needs no /lib.
-import { readFileSync, realpathSync } from "node:fs";
-import { basename, resolve } from "node:path";
+import { basename, readText, realpath, resolvePath } from "../libc/fs.ts";
 import { MS_BIND, MS_REC } from "../libc/constants.ts";
 import type { Step } from "../process/step.ts";
 import type { ExecTarget } from "../process/steps.ts";
 import { mkdirSteps, mountStep, remountReadOnlyStep, touchStep } from "../rootfs/steps.ts";
 
 export const INIT_DIR = "/dev/.minic-init";
-const SRC_DIR = resolve(import.meta.dir, "..");
+const SRC_DIR = resolvePath(import.meta.dir, "..");
 
 /** The shared objects mapped into this process: Bun's libraries and its dynamic loader. */
-export function loadedLibraries(maps = readFileSync("/proc/self/maps", "utf8")): string[] {
+export function loadedLibraries(maps = readText("/proc/self/maps")): string[] {
   const libs = new Set<string>();
   for (const line of maps.split("\n")) {
     const path = line.trim().split(/\s+/)[5];
@@ -44,7 +43,7 @@ export function initMountSteps(rootfs: string): Step[] {
   const dir = `${rootfs}${INIT_DIR}`;
   const steps: Step[] = [...mkdirSteps(rootfs, `${dir}/lib`), ...mkdirSteps(rootfs, `${dir}/src`)];
   const files: Array<[string, string]> = [
-    [realpathSync(process.execPath), `${dir}/bun`],
+    [realpath(process.execPath), `${dir}/bun`],
     ...loadedLibraries().map((lib) => [lib, `${dir}/lib/${basename(lib)}`] as [string, string]),
   ];
   for (const [source, target] of files) {

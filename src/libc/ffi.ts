@@ -58,6 +58,15 @@ const { symbols } = dlopen("libc.so.6", {
   setresgid: { args: ["u32", "u32", "u32"], returns: "i32" },
   umask: { args: ["u32"], returns: "u32" },
   statvfs: { args: ["ptr", "ptr"], returns: "i32" },
+  // plain file operations (libc/fs.ts), so that start-up need not load node:fs
+  faccessat: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" },
+  readlink: { args: ["ptr", "ptr", "u64"], returns: "i64" },
+  realpath: { args: ["ptr", "ptr"], returns: "ptr" },
+  free: { args: ["ptr"], returns: "void" },
+  unlinkat: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  opendir: { args: ["ptr"], returns: "ptr" },
+  readdir: { args: ["ptr"], returns: "ptr" },
+  closedir: { args: ["ptr"], returns: "i32" },
 });
 
 export const libc = symbols;

@@ -102,9 +102,15 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
   const deadline = Date.now() + (options.setupTimeoutMs ?? DEFAULT_SETUP_TIMEOUT_MS);
   const buffer = new Uint8Array(RECORD_SIZE * 64);
   const pollfd = new Int32Array([fd, POLLIN, 0]); // struct pollfd { int fd; short events, revents; }
-  const who = (index: number) => {
-    const forkAt = steps.findIndex((s) => s.kind === "fork");
-    return forkAt >= 0 && index > forkAt ? launched.pid : launched.children[0];
+  // Records of the steps after a second fork come from the new process. It may report before the
+  // intermediate process has reported the new pid, so its trace lines wait for that pid.
+  const forkAt = steps.findIndex((s) => s.kind === "fork");
+  const afterFork = (index: number) => forkAt >= 0 && index > forkAt;
+  let held: string[] = [];
+  const say = (index: number, text: string) => {
+    if (!options.trace) return;
+    if (afterFork(index) && launched.children.length < 2) held.push(text);
+    else options.trace(`[${afterFork(index) ? launched.pid : launched.children[0]}] ${text}`);
   };
   let failure: Record | null = null;
   for (;;) {
@@ -122,21 +128,22 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
     if (n < 0) continue;
     for (const record of decodeRecords(buffer.subarray(0, n))) {
       const step = steps[record.index]!;
-      const tag = `[${who(record.index)}]`;
       switch (record.type) {
         case RecordType.Done:
-          options.trace?.(`${tag} ${describeStep(step)} = ${record.result} (${ms(record.endNs - record.startNs)})`);
+          say(record.index, `${describeStep(step)} = ${record.result} (${ms(record.endNs - record.startNs)})`);
           break;
         case RecordType.ExecBegin:
-          options.trace?.(`${tag} ${describeStep(step)} ...`);
+          say(record.index, `${describeStep(step)} ...`);
           break;
         case RecordType.Forked:
+          say(record.index, `${describeStep(step)} = ${record.result}; this process exits, ${record.result} goes on`);
           launched.pid = record.result;
           launched.children.push(record.result);
-          options.trace?.(`${tag} ${describeStep(step)} = ${record.result}; this process exits, ${record.result} goes on`);
+          for (const line of held) say(forkAt + 1, line);
+          held = [];
           break;
         case RecordType.Sync: {
-          options.trace?.(`${tag} waiting for the agent: ${step.label}`);
+          say(record.index, `waiting for the agent: ${step.label}`);
           let answer = 0;
           try {
             await step.agent?.(launched.pid);
@@ -150,7 +157,7 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
         }
         case RecordType.Failed:
           failure = record;
-          options.trace?.(`${tag} ${describeStep(step)} = -1 ${errnoName(-record.result)}`);
+          say(record.index, `${describeStep(step)} = -1 ${errnoName(-record.result)}`);
           break;
       }
     }

@@ -52,7 +52,8 @@ export class ChildRunner {
         this.send(i, RecordType.Forked, result);
         libc._exit(0);
       }
-      if (trace) {
+      if (trace && step.kind !== "fork") {
+        // (the new process of a fork step says nothing: the parent side's Forked record tells it)
         libc.clock_gettime(CLOCK_MONOTONIC, this.recordPtr + 32);
         this.send(i, RecordType.Done, result);
       }

@@ -6,10 +6,10 @@
 // 2. A fork that lands while a concurrent GC cycle is running leaves the child (which has only
 //    the forking thread) waiting forever for collector threads that do not exist in it. A quick
 //    eden collection right before fork() makes sure no cycle is in flight.
-import { readFileSync } from "node:fs";
 import { edenGC } from "bun:jsc";
 import { ptr } from "bun:ffi";
 import { libc, errno, SysError } from "../libc/ffi.ts";
+import { readText } from "../libc/fs.ts";
 import { MADV_DOFORK, SIG_SETMASK } from "../libc/constants.ts";
 
 let jitInheritable = false;
@@ -35,7 +35,7 @@ export function anonymousRegions(maps: string): Array<[bigint, bigint]> {
 /** Undo MADV_DONTFORK on Bun's JIT region, once per process. */
 export function makeJitInheritable(): void {
   if (jitInheritable) return;
-  for (const [start, end] of anonymousRegions(readFileSync("/proc/self/maps", "utf8"))) {
+  for (const [start, end] of anonymousRegions(readText("/proc/self/maps"))) {
     libc.madvise(start, end - start, MADV_DOFORK); // EINVAL on special mappings is harmless: they are not ours
   }
   jitInheritable = true;

@@ -1,6 +1,6 @@
 // Finding the command, as execvp(3) does, but in the agent so that --trace and --dry-run show the
 // path that will really be executed.
-import { lstatSync } from "node:fs";
+import { lexists } from "../libc/fs.ts";
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -15,15 +15,6 @@ export function commandCandidates(command: string, path = DEFAULT_PATH, root = "
   if (command.includes("/")) return [command];
   const all = path.split(":").map((dir) => `${dir === "" ? "." : dir.replace(/\/+$/, "")}/${command}`);
   const prefix = root.replace(/\/+$/, "");
-  const found = all.findIndex((candidate) => exists(candidate.startsWith("/") ? prefix + candidate : candidate));
+  const found = all.findIndex((candidate) => lexists(candidate.startsWith("/") ? prefix + candidate : candidate));
   return found < 0 ? all : all.slice(found);
-}
-
-function exists(file: string): boolean {
-  try {
-    lstatSync(file);
-    return true;
-  } catch {
-    return false;
-  }
 }

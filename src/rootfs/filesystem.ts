@@ -8,8 +8,7 @@
 //   7. remount the root read-only if asked
 // Without a rootfs the container keeps the host's files, seen through its own mount namespace,
 // with its own /proc.
-import { statSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, isDirectory, lexists } from "../libc/fs.ts";
 import { EACCES, ENOENT, EPERM, EROFS } from "../libc/errno.ts";
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_SLAVE } from "../libc/constants.ts";
 import { isMapped, type NamespacePlan } from "../namespaces.ts";
@@ -122,9 +121,5 @@ function deviceSteps(rootfs: string, userns: boolean): Step[] {
 }
 
 function isFile(path: string): boolean {
-  try {
-    return !statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
+  return lexists(path) && !isDirectory(path);
 }

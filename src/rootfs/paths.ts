@@ -1,5 +1,5 @@
 // Paths inside a rootfs, resolved as the container will see them.
-import { lstatSync, readlinkSync } from "node:fs";
+import { readlink } from "../libc/fs.ts";
 
 /**
  * Resolve `path` inside `root` the way the container will see it: symlinks are followed, but an
@@ -16,12 +16,7 @@ export function resolveInRoot(root: string, path: string, depth = 0): string {
       continue;
     }
     const host = `${root}/${[...resolved, part].join("/")}`;
-    let target: string | null = null;
-    try {
-      if (lstatSync(host).isSymbolicLink()) target = readlinkSync(host);
-    } catch {
-      // Missing: it will be created as a directory, right here.
-    }
+    const target = readlink(host); // null: not a link, or missing (it will be created right here)
     if (target === null) {
       resolved.push(part);
       continue;

@@ -1,8 +1,8 @@
 // The mount vocabulary: mount options as config.json writes them, and the steps that mount,
 // create directories and device nodes, and switch to the new root. filesystem.ts puts them in order.
-import { lstatSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { libc } from "../libc/ffi.ts";
+import { isDirectory } from "../libc/fs.ts";
 import { CStr, cstrOrNull } from "../libc/cstr.ts";
 import {
   MNT_DETACH, MS_BIND, MS_FLAG_NAMES, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
@@ -69,9 +69,7 @@ export function mkdirSteps(root: string, dir: string): Step[] {
   const relative = dir.slice(root.length).split("/").filter(Boolean);
   for (let i = 1; i <= relative.length; i++) {
     const path = `${root}/${relative.slice(0, i).join("/")}`;
-    try {
-      if (lstatSync(path).isDirectory()) continue; // already there: nothing to do in the child
-    } catch {}
+    if (isDirectory(path)) continue; // already there: nothing to do in the child
     const p = new CStr(path);
     steps.push({
       kind: "call", call: "mkdir", args: [q(path), "0755"], label: `create directory ${path}`, keep: [p],

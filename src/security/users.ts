@@ -1,13 +1,12 @@
 // Users and id ranges: `-u NAME` looked up in the container's /etc/passwd, and the uid/gid ranges
 // a user namespace maps.
-import { existsSync, readFileSync } from "node:fs";
+import { lexists, readTextIfExists } from "../libc/fs.ts";
 import { UsageError } from "../cli/argv.ts";
 import { subordinateRange } from "../namespaces.ts";
 import type { IdMapping } from "../spec/types.ts";
 
 function lookup(file: string, name: string): string[] | null {
-  if (!existsSync(file)) return null;
-  for (const line of readFileSync(file, "utf8").split("\n")) {
+  for (const line of (readTextIfExists(file) ?? "").split("\n")) {
     const fields = line.split(":");
     if (fields[0] === name) return fields;
   }
@@ -57,7 +56,7 @@ export function defaultIdMappings(): { uidMappings: IdMapping[]; gidMappings: Id
       helpers: false,
     };
   }
-  const helpers = !!subuid && !!subgid && existsSync("/usr/bin/newuidmap") && existsSync("/usr/bin/newgidmap");
+  const helpers = !!subuid && !!subgid && lexists("/usr/bin/newuidmap") && lexists("/usr/bin/newgidmap");
   return {
     uidMappings: [{ containerID: 0, hostID: uid, size: 1 }, ...(helpers ? [{ containerID: 1, hostID: subuid!.start, size: subuid!.count }] : [])],
     gidMappings: [{ containerID: 0, hostID: gid, size: 1 }, ...(helpers ? [{ containerID: 1, hostID: subgid!.start, size: subgid!.count }] : [])],
@@ -66,8 +65,6 @@ export function defaultIdMappings(): { uidMappings: IdMapping[]; gidMappings: Id
 }
 
 function userName(uid: number): string {
-  const line = existsSync("/etc/passwd")
-    ? readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.split(":")[2] === String(uid))
-    : undefined;
+  const line = (readTextIfExists("/etc/passwd") ?? "").split("\n").find((l) => l.split(":")[2] === String(uid));
   return line?.split(":")[0] ?? String(uid);
 }

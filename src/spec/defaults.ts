@@ -2,8 +2,8 @@
 // and with `rootless`, what `runc spec --rootless` makes of it (specconv.ToRootless).
 // Differences from runc: the hostname is "minic", and the capabilities are docker's default set
 // (runc's example keeps only CAP_AUDIT_WRITE, CAP_KILL and CAP_NET_BIND_SERVICE).
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { writeText } from "../libc/fs.ts";
+import { SysError } from "../libc/ffi.ts";
 import { OCI_VERSION, type Spec } from "./types.ts";
 
 export interface DefaultSpecOptions {
@@ -112,12 +112,12 @@ function toRootless(spec: Spec): Spec {
  * An existing config.json is never overwritten: that is an Error.
  */
 export function writeDefaultSpec(bundleDir: string, opts: DefaultSpecOptions = {}): string {
-  const path = join(bundleDir, "config.json");
+  const path = `${bundleDir.replace(/\/+$/, "")}/config.json`;
   const text = `${JSON.stringify(defaultSpec(opts), null, "\t")}\n`;
   try {
-    writeFileSync(path, text, { flag: "wx", mode: 0o666 }); // "wx": fail if it exists, even as a dangling link
+    writeText(path, text, 0o666, true); // O_EXCL: fail if it exists, even as a dangling link
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
+    const code = error instanceof SysError ? error.code : "";
     if (code === "EEXIST") throw new Error(`${path} already exists: remove it first (a spec is never overwritten)`);
     if (code === "ENOENT" || code === "ENOTDIR") throw new Error(`bundle directory ${bundleDir} does not exist`);
     throw new Error(`cannot write ${path}: ${(error as Error).message}`);
