@@ -8,8 +8,16 @@
 // which the in-process spawnSync row shows. Rows run round-robin (one run of each row per round), so
 // drift in the machine's load spreads over all rows instead of biasing whichever ran during it.
 // Nothing is asserted: the script prints, and a human reads.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+//
+// Container rows (issue 3) run on the busybox rootfs R that test/rootfs.ts builds: minic, bwrap, unshare,
+// and crun and runc on a bundle B in bench/.cache/bundle whose config.json is `runc spec` with root.path = R,
+// terminal false and args ["/bin/true"]. Every crun/runc run gets a fresh container id (minic-bench-PID-N);
+// after each run, outside the timed section, a container whose state is still there is deleted with
+// `delete -f`. At the end the script checks that nothing leaked: the host's mountinfo, cgroup directories
+// named after the bench ids under /sys/fs/cgroup/*/ (removed, with a warning), and /run/minic.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { ensureRootfs } from "../test/rootfs.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const CACHE = `${ROOT}/bench/.cache`;
@@ -22,8 +30,10 @@ const MINIC = `${ROOT}/bin/minic`;
 
 interface Row {
   name: string;
-  /** A command, timed from spawn to exit. */
-  argv?: string[];
+  /** A command, timed from spawn to exit; a function when each run needs its own argv (a fresh container id). */
+  argv?: string[] | (() => string[]);
+  /** Called after every spawn of argv (probe, timed, RSS), outside the timed section: cleans up after the run. */
+  after?: (argv: string[]) => void;
   /** Or a call timed inside this Bun process. */
   inProcess?: () => void;
   needsRoot?: boolean;
@@ -53,12 +63,79 @@ function buildForkExec(): true | string {
 
 const spawnTrue = () => Bun.spawnSync(["/bin/true"], { stdio: ["ignore", "ignore", "ignore"] });
 
-// Later issues add rows here, e.g.
-//   { name: "minic run --rootfs R true", argv: [MINIC, "run", "--rootfs", R, "true"], needsRoot: true, available: haveRootfs },
-//   { name: "bwrap --unshare-all", argv: ["bwrap", "--unshare-all", "--ro-bind", R, "/", "/bin/true"], available: onPath("bwrap") },
-//   { name: "crun run", argv: [...], needsRoot: true, available: onPath("crun") }, and runc likewise.
-// The first row is the reference for the "x minic" column; the row named C_ROW for "x C".
+// ---- container rows: the rootfs, the bundle, fresh ids, cleanup ----
+let rootfs: string | null = null;
+let rootfsError = "";
+/** The busybox rootfs, built once by test/rootfs.ts (which may apt-get install busybox-static). */
+function haveRootfs(): true | string {
+  if (rootfs) return true;
+  if (rootfsError) return rootfsError;
+  try {
+    rootfs = ensureRootfs();
+    return true;
+  } catch (e) {
+    return (rootfsError = `no rootfs: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+// Resolved once, here, so that the rows below have fixed argvs (and hyperfine can run them too).
+const R = haveRootfs() === true ? rootfs! : "/nonexistent: no rootfs";
+
+const BUNDLE = `${CACHE}/bundle`;
+let bundleState: true | string | null = null;
+/**
+ * B: `runc spec` (crun spec if runc is missing) with root.path = R (absolute, so no copy and no bind),
+ * process.terminal false and process.args ["/bin/true"]; everything else as the runtime writes it
+ * (root.readonly true, the default mounts, namespaces, masked paths, 3 capabilities, RLIMIT_NOFILE 1024).
+ * Written afresh on every bench run.
+ */
+function haveBundle(tool: string): () => true | string {
+  return () => {
+    if (!Bun.which(tool)) return `${tool} not found on PATH`;
+    if (bundleState !== null) return bundleState;
+    const root = haveRootfs();
+    if (root !== true) return (bundleState = root);
+    const specTool = Bun.which("runc") ? "runc" : "crun";
+    rmSync(BUNDLE, { recursive: true, force: true });
+    mkdirSync(BUNDLE, { recursive: true });
+    const spec = Bun.spawnSync([specTool, "spec"], { cwd: BUNDLE, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    if (spec.exitCode !== 0) return (bundleState = `${specTool} spec failed: ${spec.stderr.toString().trim()}`);
+    const config = JSON.parse(readFileSync(`${BUNDLE}/config.json`, "utf8"));
+    config.root.path = R;
+    config.process.terminal = false;
+    config.process.args = ["/bin/true"];
+    writeFileSync(`${BUNDLE}/config.json`, JSON.stringify(config, null, "\t") + "\n");
+    return (bundleState = true);
+  };
+}
+
+// Every crun/runc run gets its own id. The prefix is what the leak checks at the end look for.
+const ID_PREFIX = "minic-bench-";
+let idCounter = 0;
+const freshId = () => `${ID_PREFIX}${process.pid}-${++idCounter}`;
+const warnings: string[] = [];
+
+// crun 1.8.1 refuses this machine's "hybrid" cgroups (a cgroup2 mount at /sys/fs/cgroup/unified that lists a
+// controller), so it runs in a private mount namespace where that mount is lazily unmounted (notes/peers.md).
+// The wrapper costs an unshare(1) and a sh; the "crun wrapper alone" row measures that part by itself.
+const CRUN_WRAP = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'umount -l /sys/fs/cgroup/unified; exec crun "$@"', "crun"];
+const crunArgv = () => [...CRUN_WRAP, "run", "--bundle", BUNDLE, freshId()];
+const runcArgv = () => ["runc", "run", "--bundle", BUNDLE, freshId()];
+/** After a run: if the runtime still has the container's state, delete it (outside the timed section). */
+function deleteIfLeft(runtime: "crun" | "runc") {
+  return (argv: string[]) => {
+    const id = argv[argv.length - 1]!;
+    if (!existsSync(`/run/${runtime}/${id}`)) return;
+    warnings.push(`${runtime} left container ${id} behind; deleted with \`${runtime} delete -f\``);
+    const del = runtime === "crun" ? [...CRUN_WRAP, "delete", "-f", id] : ["runc", "delete", "-f", id];
+    Bun.spawnSync(del, { stdio: ["ignore", "ignore", "ignore"] });
+  };
+}
+
+// The first row is the reference for the "x minic run" column, ROOTFS_ROW for "x minic --rootfs", C_ROW for "x C".
 const C_ROW = "C fork+execv+waitpid";
+const ROOTFS_ROW = "minic run --rootfs R /bin/true";
+const CRUN_ROW = "crun run --bundle B (+ unshare --mount + sh wrapper)";
+const CRUN_WRAP_ROW = "  crun's wrapper alone: unshare --mount + sh umount -l";
 const rows: Row[] = [
   { name: "minic run /bin/true", argv: [MINIC, "run", "/bin/true"] },
   { name: C_ROW, argv: [C_BINARY, "/bin/true"], available: buildForkExec },
@@ -70,7 +147,65 @@ const rows: Row[] = [
   { name: "minic --version", argv: [MINIC, "--version"] },
   // Not one of the issue's rows: it splits minic's time between bin/minic's sh wrapper and Bun itself.
   { name: "bun src/cli.ts run /bin/true", argv: [BUN, `${ROOT}/src/cli.ts`, "run", "/bin/true"] },
+  // ---- containers on the busybox rootfs R (issue 3) ----
+  { name: ROOTFS_ROW, argv: [MINIC, "run", "--rootfs", R, "/bin/true"], needsRoot: true, available: haveRootfs },
+  // What the namespaces cost: the same run with only the mount namespace new.
+  {
+    name: "minic run --rootfs R, all host but mount ns",
+    argv: [MINIC, "run", "--rootfs", R, "--network", "host", "--pid", "host", "--ipc", "host", "--uts", "host", "--cgroupns", "host", "/bin/true"],
+    needsRoot: true, available: haveRootfs,
+  },
+  {
+    name: "bwrap --unshare-all --ro-bind R / --proc --dev",
+    argv: ["bwrap", "--unshare-all", "--ro-bind", R, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"],
+    available: () => (Bun.which("bwrap") ? haveRootfs() : "bwrap not found on PATH"),
+  },
+  {
+    name: "unshare --fork --pid --mount --uts --ipc --net --mount-proc true",
+    argv: ["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "--net", "--mount-proc", "true"],
+    needsRoot: true, available: onPath("unshare"),
+  },
+  { name: CRUN_ROW, argv: crunArgv, after: deleteIfLeft("crun"), needsRoot: true, available: haveBundle("crun") },
+  {
+    name: CRUN_WRAP_ROW,
+    argv: ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", "umount -l /sys/fs/cgroup/unified; exec /bin/true"],
+    needsRoot: true, available: onPath("unshare"),
+  },
+  { name: "runc run --bundle B", argv: runcArgv, after: deleteIfLeft("runc"), needsRoot: true, available: haveBundle("runc") },
 ];
+
+/** The argv for one run: a fresh one (new container id) for rows that need it. */
+const argvOf = (row: Row): string[] | undefined => (typeof row.argv === "function" ? row.argv() : row.argv);
+/** Whether every run of the row uses the same argv (so that hyperfine can run it). */
+const fixedArgv = (row: Row): row is Row & { argv: string[] } => Array.isArray(row.argv);
+
+// ---- leak checks ----
+const readMountinfo = () => readFileSync("/proc/self/mountinfo", "utf8");
+const listRunMinic = () => (existsSync("/run/minic") ? readdirSync("/run/minic").sort() : []);
+/** Directories under /sys/fs/cgroup/HIERARCHY/ (any depth) whose name starts with the bench's id prefix. */
+function benchCgroups(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const path = `${dir}/${e.name}`;
+      if (e.name.startsWith(ID_PREFIX)) found.push(path);
+      walk(path);
+    }
+  };
+  let hierarchies: string[] = [];
+  try {
+    hierarchies = readdirSync("/sys/fs/cgroup");
+  } catch {}
+  for (const h of hierarchies) walk(`/sys/fs/cgroup/${h}`);
+  return found;
+}
 
 interface Result {
   row: Row;
@@ -89,9 +224,11 @@ function runOnce(row: Row, result: Result | null): void {
     result?.ms.push((t1 - t0) / 1e6);
     return;
   }
+  const argv = argvOf(row)!; // built before the clock starts
   const t0 = Bun.nanoseconds();
-  const proc = Bun.spawnSync(row.argv!, { cwd: ROOT, stdio: ["ignore", "ignore", "ignore"] });
+  const proc = Bun.spawnSync(argv, { cwd: ROOT, stdio: ["ignore", "ignore", "ignore"] });
   const t1 = Bun.nanoseconds();
+  row.after?.(argv);
   if (!result) return;
   result.ms.push((t1 - t0) / 1e6);
   if (proc.exitCode !== 0) result.failures++;
@@ -106,10 +243,12 @@ function runOnce(row: Row, result: Result | null): void {
  * kernel records the peak of the mm being left, which for a vfork child is the *parent's*, so every
  * row would read at least this harness's own RSS (~35 MiB). GNU time fork()s: its floor is ~1 MiB.
  */
-function peakRssKiB(argv: string[]): number {
+function peakRssKiB(row: Row): number {
   const out = `${CACHE}/rss.txt`;
+  const argv = argvOf(row)!;
   rmSync(out, { force: true }); // a stale value must not pass for this run's
   Bun.spawnSync(["/usr/bin/time", "-f", "%M", "-o", out, ...argv], { cwd: ROOT, stdio: ["ignore", "ignore", "ignore"] });
+  row.after?.(argv);
   return existsSync(out) ? Number(readFileSync(out, "utf8").trim().split("\n").pop()) : NaN;
 }
 
@@ -118,8 +257,10 @@ function skipReason(row: Row): string | null {
   if (row.needsRoot && process.getuid?.() !== 0) return "needs root";
   const available = row.available?.() ?? true;
   if (available !== true) return available;
-  if (!row.argv) return null;
-  const probe = Bun.spawnSync(row.argv, { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const argv = argvOf(row);
+  if (!argv) return null;
+  const probe = Bun.spawnSync(argv, { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  row.after?.(argv);
   if (probe.exitCode === 0) return null;
   return `exit ${probe.exitCode ?? probe.signalCode}: ${probe.stderr.toString().trim().split("\n")[0]}`;
 }
@@ -133,16 +274,20 @@ function quantile(xs: number[], q: number): number {
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!; // nearest rank
 }
 
-/** hyperfine's medians for the command rows (ms), as a cross-check of this harness; null if not run. */
+/**
+ * hyperfine's medians for the command rows (ms), as a cross-check of this harness; null if not run.
+ * Rows whose argv changes per run (crun/runc: a fresh container id each time) are left out: hyperfine
+ * runs one fixed command line, and reusing an id would not be the same measurement.
+ */
 function hyperfineMedians(active: Row[]): Map<Row, number> | null {
   if (process.env.BENCH_HYPERFINE === "0" || !Bun.which("hyperfine")) return null;
-  const commands = active.filter((r) => r.argv);
+  const commands = active.filter(fixedArgv);
   const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
   const json = `${CACHE}/hyperfine.json`;
   mkdirSync(CACHE, { recursive: true });
   const hf = Bun.spawnSync(
     ["hyperfine", "-N", "--warmup", String(WARMUP), "--runs", String(RUNS), "--export-json", json,
-     ...commands.map((r) => r.argv!.map(quote).join(" "))],
+     ...commands.map((r) => r.argv.map(quote).join(" "))],
     { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
   );
   if (hf.exitCode !== 0) {
@@ -158,6 +303,12 @@ const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
 console.log(`minic bench: ${RUNS} runs + ${WARMUP} warmup per row, round-robin; kernel ${kernel}, ` +
   `${cpus().length} x ${cpus()[0]?.model ?? "?"}; bun ${Bun.version} (${BUN})`);
 
+// Leak baselines, taken before anything runs.
+const mountinfoBefore = readMountinfo();
+const runMinicBefore = new Set(listRunMinic());
+const cgroupsBefore = benchCgroups();
+if (cgroupsBefore.length) console.log(`warning: cgroups from an earlier bench run: ${cgroupsBefore.join(", ")}`);
+
 const active: Result[] = [];
 for (const row of rows) {
   const reason = skipReason(row);
@@ -172,7 +323,7 @@ const haveTime = existsSync("/usr/bin/time");
 if (haveTime) {
   mkdirSync(CACHE, { recursive: true });
   for (const result of active) {
-    for (let i = 0; i < RSS_RUNS && result.row.argv; i++) result.rssKiB.push(peakRssKiB(result.row.argv));
+    for (let i = 0; i < RSS_RUNS && result.row.argv; i++) result.rssKiB.push(peakRssKiB(result.row));
   }
 }
 const hyperfine = hyperfineMedians(active.map((r) => r.row));
@@ -181,11 +332,13 @@ const hyperfine = hyperfineMedians(active.map((r) => r.row));
 const find = (name: string) => active.find((r) => r.row.name === name);
 const minicMs = median(find(rows[0]!.name)?.ms ?? []);
 const cMs = median(find(C_ROW)?.ms ?? []);
+const rootfsMs = median(find(ROOTFS_ROW)?.ms ?? []);
 const table = active.map(({ row, ms, rssKiB, failures }) => ({
   name: row.name,
   "median ms": num(median(ms)),
   "p90 ms": num(quantile(ms, 0.9)),
   "x minic run": num(median(ms) / minicMs),
+  "x minic --rootfs": num(median(ms) / rootfsMs),
   "x C": num(median(ms) / cMs),
   "max RSS MiB": num(Math.max(...rssKiB) / 1024, 1),
   ...(hyperfine ? { "hyperfine median ms": num(hyperfine.get(row) ?? NaN) } : {}),
@@ -193,7 +346,11 @@ const table = active.map(({ row, ms, rssKiB, failures }) => ({
 }));
 console.log();
 printTable(table);
-console.log(hyperfine ? "(hyperfine -N, run after the loop above, one row after another)" : "(hyperfine: not run)");
+console.log(hyperfine
+  ? "(hyperfine -N, run after the loop above, one row after another; not for crun/runc, which need a fresh id per run)"
+  : "(hyperfine: not run)");
+console.log("R = test/.cache/rootfs (busybox); B = bench/.cache/bundle (runc spec, root.path = R, args /bin/true). " +
+  "The crun row includes unshare(1) + sh + umount -l; the row under it is that wrapper alone.");
 
 const minic = find(rows[0]!.name);
 const agentMib = Math.max(...(minic?.rssKiB ?? [])) / 1024;
@@ -212,6 +369,42 @@ console.log(`  minic run true <= 2 x bun -e 0 + 3 ms: ${num(minicMs)} <= ${num(s
 // "40 MB" read as MiB, the unit ru_maxrss comes in (KiB); the value in 10^6 bytes is shown too.
 console.log(`  agent RSS <= 40 MiB: ${num(agentMib, 1)} MiB (${num((agentMib * 1048576) / 1e6, 1)} MB): ` +
   (Number.isFinite(agentMib) ? verdict(agentMib <= 40) : "unknown (not measured)"));
+// Against crun itself: the crun row minus its wrapper alone. That also subtracts one exec of /bin/true that
+// crun's row does not contain, so crun comes out slightly faster than it is: the stricter reading.
+const crunRowMs = median(find(CRUN_ROW)?.ms ?? []);
+const crunWrapMs = median(find(CRUN_WRAP_ROW)?.ms ?? []);
+const crunMs = crunRowMs - crunWrapMs;
+console.log(`  minic run --rootfs R true <= crun run: ${num(rootfsMs)} <= ${num(crunMs)} ms ` +
+  `(crun row ${num(crunRowMs)} ms minus its wrapper alone ${num(crunWrapMs)} ms): ` +
+  (Number.isFinite(rootfsMs + crunMs)
+    ? `${verdict(rootfsMs <= crunMs)}; against the crun row with the wrapper: ${verdict(rootfsMs <= crunRowMs)}`
+    : "unknown (row skipped)"));
+
+// ---- leaks ----
+// Whatever a runtime left behind: cgroups named after our ids are removed (deepest first), with a warning.
+const leftCgroups = benchCgroups().filter((p) => !cgroupsBefore.includes(p)).sort((a, b) => b.length - a.length);
+for (const path of leftCgroups) {
+  let how = "removed";
+  try {
+    rmdirSync(path);
+  } catch (e) {
+    how = `could not remove: ${(e as Error).message}`;
+  }
+  warnings.push(`cgroup left behind: ${path} (${how})`);
+}
+const mountinfoAfter = readMountinfo();
+if (mountinfoAfter !== mountinfoBefore) {
+  const before = new Set(mountinfoBefore.split("\n"));
+  const after = new Set(mountinfoAfter.split("\n"));
+  for (const line of after) if (!before.has(line)) warnings.push(`host mountinfo gained: ${line}`);
+  for (const line of before) if (!after.has(line)) warnings.push(`host mountinfo lost: ${line}`);
+}
+const runMinicLeft = listRunMinic().filter((e) => !runMinicBefore.has(e));
+if (runMinicLeft.length) warnings.push(`/run/minic not empty after the bench: ${runMinicLeft.join(", ")}`);
+console.log(`\nleaks: host mountinfo ${mountinfoAfter === mountinfoBefore ? "unchanged" : "CHANGED"}; ` +
+  `cgroups named ${ID_PREFIX}* left: ${leftCgroups.length}; new entries in /run/minic: ${runMinicLeft.length}` +
+  (runMinicBefore.size ? ` (${runMinicBefore.size} there before the bench)` : ""));
+for (const w of warnings) console.log(`warning: ${w}`);
 
 function printTable(objects: Array<Record<string, string | number>>): void {
   const headers = [...new Set(objects.flatMap((o) => Object.keys(o)))];
