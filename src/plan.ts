@@ -9,8 +9,9 @@
 //   5. clone(CLONE_PARENT)         a PID namespace applies to the next child: fork once more, so
 //                                  the command is PID 1; the agent is its parent and waits for it
 //   6. mounts, pivot_root          in the new PID namespace, so /proc shows it
-//   7. hostname, loopback, cwd, user, fds, signals
-//   8. execve
+//   7. masked and read-only paths, hostname, loopback, cwd, rlimits
+//   8. capabilities, user, no_new_privs, umask, fds, signals, and seccomp last
+//   9. execve
 import type { Spec, IdMapping } from "./spec/types.ts";
 import type { Step } from "./process/step.ts";
 import {
@@ -24,6 +25,11 @@ import {
 import { filesystemSteps } from "./rootfs/filesystem.ts";
 import { identitySteps } from "./security/identity.ts";
 import { initTarget } from "./init/install.ts";
+import { ambientStep, capsetStep, dropBoundingStep, keepCapsStep } from "./security/capabilities.ts";
+import {
+  maskPathStep, newSessionStep, noNewPrivsStep, oomScoreAdjStep, readonlyPathSteps, rlimitStep, RLIMIT_EPERM_HINT,
+} from "./security/hardening.ts";
+import { EPERM } from "./libc/errno.ts";
 
 /** The value of `name` in a KEY=VALUE list, as getenv would find it. */
 export function envValue(env: readonly string[], name: string): string | undefined {
@@ -37,6 +43,8 @@ export interface PlanContext {
   etcFiles?: Partial<Record<"hostname" | "hosts" | "resolv.conf", string>>;
   /** Run minic's init as PID 1, with the command as its child (`minic run --init`). */
   init?: boolean;
+  /** The compiled seccomp filter, loaded as the last step before exec. */
+  seccomp?: Step;
 }
 
 export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
@@ -49,15 +57,25 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
     steps.push(forkAgain()); // from here on, steps run in the new process: PID 1 of its namespace
     steps.push(parentDeathSignal()); // not inherited across fork
   }
-  if (ns.create.has("mount")) steps.push(...filesystemSteps(spec, ns, context));
+  const hardened = proc.capabilities !== undefined; // a spec without capabilities is the seed's bare flow
+  if (hardened) steps.push(newSessionStep()); // no controlling terminal to inject keystrokes into
+  if (proc.oomScoreAdj !== undefined) steps.push(oomScoreAdjStep(proc.oomScoreAdj));
+  if (ns.create.has("mount")) {
+    steps.push(...filesystemSteps(spec, ns, context));
+    for (const path of spec.linux?.maskedPaths ?? []) steps.push(maskPathStep(path));
+    for (const path of spec.linux?.readonlyPaths ?? []) steps.push(...readonlyPathSteps(path));
+  }
   if (ns.create.has("uts") && spec.hostname) steps.push(sethostnameStep(spec.hostname));
   if (ns.create.has("uts") && spec.domainname) steps.push(sethostnameStep(spec.domainname, true));
   if (ns.create.has("network")) steps.push(loopbackUpStep());
   steps.push(chdirStep(proc.cwd));
-  steps.push(...identitySteps(proc.user, { setgroupsAllowed: !setgroupsDenied(spec) }));
+  // Limits first: raising one may need CAP_SYS_RESOURCE, which the capability steps may drop.
+  for (const r of proc.rlimits ?? []) steps.push({ ...rlimitStep(r.type, r.soft, r.hard), hints: { [EPERM]: RLIMIT_EPERM_HINT } });
+  steps.push(...privilegeSteps(spec));
   steps.push(umaskStep(proc.user.umask ?? 0o022));
   steps.push(closeInheritedFds()); // the container gets stdin, stdout, stderr and nothing of the runtime's
   steps.push(resetSignals()); // last before exec: what the runtime ignored or blocked must not reach the command so
+  if (context.seccomp) steps.push(context.seccomp); // the very last: it may forbid calls the setup needs
   const env = proc.env ?? [];
   if (context.init) {
     steps.push(execCommand(initTarget(proc.args, env, spec.root?.path)));
@@ -65,6 +83,27 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   }
   const candidates = commandCandidates(proc.args[0]!, envValue(env, "PATH") ?? DEFAULT_PATH, spec.root?.path ?? "/");
   steps.push(execCommand({ candidates, argv: proc.args, env }));
+  return steps;
+}
+
+/**
+ * Who the command runs as, and with what privileges: bounding set, user switch, capability sets,
+ * ambient set, no_new_privs. The user switch comes between the bounding drop (which needs
+ * CAP_SETPCAP) and capset (which, for a non-root user, needs the permitted set kept across it).
+ */
+function privilegeSteps(spec: Spec): Step[] {
+  const proc = spec.process!;
+  const identity = identitySteps(proc.user, { setgroupsAllowed: !setgroupsDenied(spec) });
+  const caps = proc.capabilities;
+  if (!caps) return [...identity, ...(proc.noNewPrivileges ? [noNewPrivsStep()] : [])];
+  const keep = proc.user.uid !== 0 && (caps.permitted?.length ?? 0) > 0;
+  const steps: Step[] = [dropBoundingStep(caps.bounding ?? [])];
+  if (keep) steps.push(keepCapsStep(true));
+  steps.push(...identity);
+  if (keep) steps.push(keepCapsStep(false));
+  steps.push(capsetStep({ effective: caps.effective ?? [], permitted: caps.permitted ?? [], inheritable: caps.inheritable ?? [] }));
+  if (caps.ambient?.length) steps.push(ambientStep(caps.ambient));
+  if (proc.noNewPrivileges) steps.push(noNewPrivsStep());
   return steps;
 }
 

@@ -63,7 +63,7 @@ for (const [mode, flags] of MODES) {
       });
     }
 
-    for (const signal of ["USR1", "USR2", "HUP", "QUIT"]) {
+    for (const signal of ["USR1", "USR2", "HUP", "QUIT"] as const) {
       test(`SIG${signal} reaches a container that traps it`, async () => {
         const script = `trap "echo got-${signal.toLowerCase()}; exit 3" ${signal}; while :; do sleep 0.1; done`;
         const proc = startMinic([...flags, "sh", "-c", script]);

@@ -10,6 +10,9 @@ import { traceLine } from "../log.ts";
 import { DEFAULT_PATH } from "../process/path.ts";
 import { defaultIdMappings, lookupUser } from "../security/users.ts";
 import { UsageError } from "./argv.ts";
+import { capabilitiesFromFlags } from "../security/capabilities.ts";
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from "../security/hardening.ts";
+import { RLIMITS } from "../spec/validate.ts";
 import type { Verb, VerbInput } from "./verb.ts";
 
 const shareable = (what: string) =>
@@ -36,6 +39,12 @@ const args = {
   userns: { type: "boolean", description: "As root: map container root to an unprivileged host range (root's /etc/subuid entry, else 100000:65536)" },
   "no-namespaces": { type: "boolean", description: "The seed's Part 0: fork, exec and wait, with no namespaces or mounts at all" },
   init: { type: "boolean", description: "Run a small init as PID 1 that reaps zombies and forwards signals to the command" },
+  "cap-add": { type: "string", valueHint: "CAP", description: "Add a capability to docker's default set (NET_ADMIN, SYS_PTRACE, ALL); repeatable" },
+  "cap-drop": { type: "string", valueHint: "CAP", description: "Drop a capability (or ALL); repeatable" },
+  privileged: { type: "boolean", description: "All capabilities minic has, no seccomp filter, no masked or read-only paths" },
+  "security-opt": { type: "string", valueHint: "OPT", description: "no-new-privileges[=false], seccomp=unconfined or seccomp=PROFILE.json; repeatable" },
+  ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "Set a resource limit (nofile, nproc, core, stack, ...; -1 or unlimited); repeatable" },
+  "oom-score-adj": { type: "string", valueHint: "N", description: "The container's oom_score_adj (-1000 to 1000)" },
   trace: { type: "boolean", description: "Print each syscall of the flow on stderr as it happens, with its arguments, result and time" },
   "dry-run": { type: "boolean", description: "Print the prepared setup steps in order, and run nothing" },
   command: { type: "positional", description: "The command to run, then its arguments" },
@@ -90,7 +99,71 @@ export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" |
   if (flags.workdir) proc.cwd = flags.workdir.startsWith("/") ? flags.workdir : badFlag("--workdir", "must be an absolute path");
   if (flags.user) proc.user = lookupUser(flags.user, spec.root?.path ?? "/");
   spec.mounts = [...(spec.mounts ?? []), ...(all.volume ?? []).map(parseVolume), ...(all.tmpfs ?? []).map(parseTmpfs)];
+  if (!flags.bundle && !flags["no-namespaces"]) applySecurityFlags(spec, flags, all);
   return spec;
+}
+
+/** docker's defaults: its capability set, no_new_privs, masked and read-only paths; and the flags that loosen them. */
+function applySecurityFlags(spec: Spec, flags: Record<string, any>, all: Record<string, string[]>) {
+  const proc = spec.process!;
+  const privileged = !!flags.privileged;
+  let caps: string[];
+  try {
+    caps = capabilitiesFromFlags(all["cap-add"] ?? [], all["cap-drop"] ?? [], privileged);
+  } catch (error) {
+    throw new UsageError(`--cap-add/--cap-drop: ${(error as Error).message}`);
+  }
+  // As in docker, a non-root user keeps the bounding set but starts with no capabilities at all.
+  const held = proc.user.uid === 0 ? caps : [];
+  proc.capabilities = { bounding: caps, effective: held, permitted: held, inheritable: [], ambient: [] };
+  const options = parseSecurityOpts(all["security-opt"] ?? []);
+  proc.noNewPrivileges = options.noNewPrivileges;
+  spec.linux = { ...spec.linux, maskedPaths: privileged ? [] : DEFAULT_MASKED_PATHS, readonlyPaths: privileged ? [] : DEFAULT_READONLY_PATHS };
+  if (options.seccomp !== undefined) spec.annotations = { ...spec.annotations, "org.minic.seccomp": options.seccomp };
+  if (privileged) {
+    spec.annotations = { ...spec.annotations, "org.minic.seccomp": "unconfined" };
+    spec.mounts = spec.mounts?.map((m) => (m.destination === "/sys" ? { ...m, options: m.options?.filter((o) => o !== "ro") } : m));
+  }
+  proc.rlimits = (all.ulimit ?? []).map(parseUlimit);
+  if (flags["oom-score-adj"] !== undefined) {
+    const n = Number(flags["oom-score-adj"]);
+    if (!Number.isInteger(n) || n < -1000 || n > 1000) badFlag("--oom-score-adj", `"${flags["oom-score-adj"]}" is not an integer from -1000 to 1000`);
+    proc.oomScoreAdj = n;
+  }
+}
+
+function parseSecurityOpts(options: string[]): { noNewPrivileges: boolean; seccomp?: string } {
+  const result: { noNewPrivileges: boolean; seccomp?: string } = { noNewPrivileges: true };
+  for (const option of options) {
+    const [key, value] = [option.split(/[=:]/, 1)[0]!, option.slice(option.split(/[=:]/, 1)[0]!.length + 1)];
+    if (key === "no-new-privileges") {
+      if (value !== "" && value !== "true" && value !== "false") badFlag("--security-opt", `no-new-privileges takes true or false, not "${value}"`);
+      result.noNewPrivileges = value !== "false";
+    } else if (key === "seccomp" && value) {
+      if (value !== "unconfined" && !lexists(value)) badFlag("--security-opt", `seccomp profile ${value} does not exist`);
+      result.seccomp = value === "unconfined" ? value : resolve(value);
+    } else {
+      badFlag("--security-opt", `"${option}" is not supported (no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json)`);
+    }
+  }
+  return result;
+}
+
+export function parseUlimit(text: string): { type: string; soft: number; hard: number } {
+  const match = /^([a-z]+)=(-?\w+)(?::(-?\w+))?$/.exec(text);
+  const type = `RLIMIT_${match?.[1]?.toUpperCase()}`;
+  if (!match || !(RLIMITS as readonly string[]).includes(type)) {
+    badFlag("--ulimit", `"${text}" is not NAME=SOFT[:HARD] with NAME one of ${RLIMITS.map((r) => r.slice(7).toLowerCase()).join(", ")}`);
+  }
+  const value = (v: string) => {
+    if (v === "-1" || v === "unlimited") return 2 ** 64 - 1; // RLIM_INFINITY
+    if (!/^\d+$/.test(v)) badFlag("--ulimit", `"${v}" in "${text}" is not a number`);
+    return Number(v);
+  };
+  const soft = value(match[2]!);
+  const hard = match[3] === undefined ? soft : value(match[3]);
+  if (soft > hard) badFlag("--ulimit", `"${text}": the soft limit is above the hard limit`);
+  return { type, soft, hard };
 }
 
 function baseSpec(flags: Record<string, any>): Spec {

@@ -165,7 +165,9 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
   if (failure) {
     const step = steps[failure.index]!;
     const err = -failure.result;
-    throw new SetupError(step, err, exitCodeForFailure(step.kind, err), new SysError(step.label, err).message);
+    const hint = step.hints?.[err];
+    const message = new SysError(step.label, err).message + (hint ? `: ${hint}` : "");
+    throw new SetupError(step, err, exitCodeForFailure(step.kind, err), message);
   }
 }
 

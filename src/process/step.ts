@@ -23,6 +23,8 @@ export interface Step {
   run: () => number;
   /** errnos that mean "nothing to do" rather than failure (an optional path that is absent). */
   tolerate?: number[];
+  /** What a given errno means here, added to the error message (EPERM from setrlimit: which capability). */
+  hints?: Partial<Record<number, string>>;
   /** For "sync" steps: the agent's half, run while the child waits. Receives the child's pid. */
   agent?: (pid: number) => void | Promise<void>;
   /** Buffers `run` points into. Holding them here keeps them alive until exec. */
