@@ -128,10 +128,15 @@ function namespaceSteps(spec: Spec, ns: NamespacePlan): Step[] {
   return steps;
 }
 
-/** Whether /proc/PID/setgroups will say "deny": an unprivileged agent writing the maps itself. */
+/**
+ * Whether setgroups(2) is out of reach: for an unprivileged user outside a user namespace, or in one
+ * whose /proc/PID/setgroups says "deny" (an unprivileged agent writing the maps itself).
+ */
 export function setgroupsDenied(spec: Spec): boolean {
+  if (process.getuid!() === 0) return false;
+  if (!namespacePlan(spec).create.has("user")) return true;
   const linux = spec.linux ?? {};
-  return namespacePlan(spec).create.has("user") && process.getuid!() !== 0 && !needsIdMapHelpers(linux.uidMappings ?? [], linux.gidMappings ?? []);
+  return !needsIdMapHelpers(linux.uidMappings ?? [], linux.gidMappings ?? []);
 }
 
 export type { IdMapping };

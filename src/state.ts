@@ -1,7 +1,12 @@
 // Per-container state on the host: a directory under the state root holding the files minic
 // generated for the container and the identity of the agent that owns it. A directory whose agent
 // is gone (killed with SIGKILL, the machine crashed) is removed by the next run.
-import { isDirectory, lexists, listDir, mkdirp, readText, removeTree, writeText } from "./libc/fs.ts";
+import { isDirectory, listDir, mkdirp, readText, removeTree, writeText } from "./libc/fs.ts";
+import { libc, errno, SysError } from "./libc/ffi.ts";
+import { CStr } from "./libc/cstr.ts";
+import { EEXIST } from "./libc/errno.ts";
+
+const AT_FDCWD = -100, RENAME_NOREPLACE = 1, ENOTEMPTY = 39;
 
 /** Where minic keeps per-container files: /run/minic for root, the user's runtime dir otherwise. */
 export function stateRoot(): string {
@@ -29,21 +34,35 @@ function ownerAlive(dir: string): boolean {
   }
 }
 
-/** Create the state directory of container `id`, owned by this process; refuse a live duplicate. */
+/**
+ * Create the state directory of container `id`, owned by this process; refuse a live duplicate.
+ * The directory is built under a temporary name (".ID.PID") and renamed into place with
+ * RENAME_NOREPLACE, so that it appears complete, with its owner recorded, or not at all: a run
+ * sweeping stale directories at the same moment can never mistake it for an abandoned one.
+ */
 export function createStateDir(id: string): string {
   const root = stateRoot();
+  mkdirp(root, 0o711);
   removeStaleStateDirs(root);
   const dir = `${root}/${id}`;
-  if (lexists(dir)) throw new Error(`a container named ${id} is already running (${dir}); choose another --name`);
-  mkdirp(dir, 0o711);
-  writeText(`${dir}/agent`, `${process.pid} ${processStartTime(process.pid)}\n`);
+  const tmp = `${root}/.${id}.${process.pid}`;
+  mkdirp(tmp, 0o711);
+  writeText(`${tmp}/agent`, `${process.pid} ${processStartTime(process.pid)}\n`);
+  if (libc.renameat2(AT_FDCWD, new CStr(tmp).ptr, AT_FDCWD, new CStr(dir).ptr, RENAME_NOREPLACE) !== 0) {
+    const err = errno();
+    removeTree(tmp);
+    if (err === EEXIST || err === ENOTEMPTY) throw new Error(`a container named ${id} is already running (${dir}); choose another --name`);
+    throw new SysError("rename", err, `${tmp} to ${dir}`);
+  }
   return dir;
 }
 
+/** Remove the directories whose agent is gone (a temporary one only once its creator is gone too). */
 export function removeStaleStateDirs(root = stateRoot()): void {
   if (!isDirectory(root)) return;
   for (const name of listDir(root)) {
     const dir = `${root}/${name}`;
-    if (!ownerAlive(dir)) removeTree(dir);
+    const creator = /^\.[^/]+\.(\d+)$/.exec(name)?.[1];
+    if (creator ? processStartTime(Number(creator)) === null : !ownerAlive(dir)) removeTree(dir);
   }
 }

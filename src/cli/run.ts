@@ -97,6 +97,9 @@ export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" |
   if (flags["read-only"]) spec.root = { path: spec.root?.path ?? "/", readonly: true };
   proc.env = mergeEnv(proc.env ?? [], [...(all["env-file"] ?? []).flatMap(readEnvFile), ...(all.env ?? [])], spec.hostname);
   if (flags.workdir) proc.cwd = flags.workdir.startsWith("/") ? flags.workdir : badFlag("--workdir", "must be an absolute path");
+  // Without a user namespace the command runs as whoever runs minic (root, usually); inside one, as its root.
+  const userns = spec.linux?.namespaces?.some((n) => n.type === "user") ?? false;
+  if (!flags.bundle && !userns) proc.user = { uid: process.getuid!(), gid: process.getgid!() };
   if (flags.user) proc.user = lookupUser(flags.user, spec.root?.path ?? "/");
   spec.mounts = [...(spec.mounts ?? []), ...(all.volume ?? []).map(parseVolume), ...(all.tmpfs ?? []).map(parseTmpfs)];
   if (!flags.bundle && !flags["no-namespaces"]) applySecurityFlags(spec, flags, all);

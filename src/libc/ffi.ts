@@ -4,7 +4,7 @@
 // pointers are "ptr" (a number holding an address), sizes are u64. Variadic functions (prctl,
 // syscall, ioctl) are declared with a fixed number of integer arguments, which is how the x86_64
 // and aarch64 calling conventions pass them anyway.
-import { dlopen, read, CString, type Pointer } from "bun:ffi";
+import { dlopen, read, CString, FFIType, type Pointer } from "bun:ffi";
 import { errnoName } from "./errno.ts";
 
 const { symbols } = dlopen("libc.so.6", {
@@ -18,21 +18,27 @@ const { symbols } = dlopen("libc.so.6", {
   getuid: { args: [], returns: "u32" },
   getgid: { args: [], returns: "u32" },
   prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
-  syscall: { args: ["i64", "u64", "u64", "u64", "u64", "u64"], returns: "i64" },
+  syscall: { args: ["i64", "u64", "u64", "u64", "u64", "u64"], returns: FFIType.i64_fast }, // a number, not a BigInt
   setsid: { args: [], returns: "i32" },
   // signals, reset in the child before exec
   signal: { args: ["i32", "ptr"], returns: "ptr" },
   sigprocmask: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   // file descriptors: the report pipe, the go pipe, and closing what the container must not see
   pipe2: { args: ["ptr", "i32"], returns: "i32" },
-  read: { args: ["i32", "ptr", "u64"], returns: "i64" },
-  write: { args: ["i32", "ptr", "u64"], returns: "i64" },
+  // ssize_t results declared i32: our reads and writes are far below 2 GiB, and an "i64" result
+  // would be a BigInt, an allocation, which the forked child must avoid (see process/child.ts).
+  read: { args: ["i32", "ptr", "u64"], returns: "i32" },
+  write: { args: ["i32", "ptr", "u64"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
   close_range: { args: ["u32", "u32", "i32"], returns: "i32" },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   open: { args: ["ptr", "i32", "u32"], returns: "i32" },
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   socket: { args: ["i32", "i32", "i32"], returns: "i32" },
+  // networking (src/network/): netlink sockets, the host-port check, the IPAM lock
+  bind: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+  flock: { args: ["i32", "i32"], returns: "i32" },
   // memory: making Bun's JIT region survive fork
   madvise: { args: ["u64", "u64", "i32"], returns: "i32" },
   // time, for --trace records written by the child
@@ -62,13 +68,14 @@ const { symbols } = dlopen("libc.so.6", {
   statvfs: { args: ["ptr", "ptr"], returns: "i32" },
   // plain file operations (libc/fs.ts), so that start-up need not load node:fs
   faccessat: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" },
-  readlink: { args: ["ptr", "ptr", "u64"], returns: "i64" },
+  readlink: { args: ["ptr", "ptr", "u64"], returns: "i32" },
   realpath: { args: ["ptr", "ptr"], returns: "ptr" },
   free: { args: ["ptr"], returns: "void" },
   unlinkat: { args: ["i32", "ptr", "i32"], returns: "i32" },
   opendir: { args: ["ptr"], returns: "ptr" },
   readdir: { args: ["ptr"], returns: "ptr" },
   closedir: { args: ["ptr"], returns: "i32" },
+  renameat2: { args: ["i32", "ptr", "i32", "ptr", "u32"], returns: "i32" },
 });
 
 export const libc = symbols;

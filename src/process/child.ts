@@ -4,6 +4,10 @@
 // here is FFI calls on buffers built before the fork: no allocation-heavy JS, no logging, no
 // promises, no await. Every path ends in execve or _exit; the process never returns into the
 // agent's code.
+//
+// Even small allocations are avoided (FFI results are i32 or numbers, never BigInt): a lock that
+// another thread of the agent held at the moment of fork() stays locked forever in the copy, and
+// an allocation that needs the allocator's slow path would wait on it.
 import { ptr } from "bun:ffi";
 import { libc } from "../libc/ffi.ts";
 import { CLOCK_MONOTONIC } from "../libc/constants.ts";

@@ -17,6 +17,7 @@ import { umaskStep } from "../process/steps.ts";
 import type { IdMapping, Mount, Spec } from "../spec/types.ts";
 import type { PlanContext } from "../plan.ts";
 import { resolveInRoot } from "./paths.ts";
+import { cgroupMountSteps } from "./cgroupfs.ts";
 import { initMountSteps } from "../init/install.ts";
 import {
   mkdirSteps, mknodStep, mountStep, parseMountOptions, pivotRootSteps, remountReadOnlyStep, symlinkStep, touchStep,
@@ -51,7 +52,11 @@ export function filesystemSteps(spec: Spec, ns: NamespacePlan, context: PlanCont
   }
   steps.push(mountStep(rootfs, rootfs, null, MS_BIND | MS_REC, null, "bind the rootfs onto itself"));
   const mounts = spec.mounts ?? [];
-  for (const mount of mounts) steps.push(...specMountSteps(rootfs, mount, { userns, ns, gids: spec.linux?.gidMappings }));
+  mounts.forEach((mount, i) => {
+    // Name the config.json entry in every step of it, so an error points at the line to fix.
+    const named = specMountSteps(rootfs, mount, { userns, ns, gids: spec.linux?.gidMappings });
+    steps.push(...named.map((step) => ({ ...step, label: `${step.label} (mounts[${i}])` })));
+  });
   const devIsTmpfs = mounts.some((m) => m.destination === "/dev" && m.type === "tmpfs");
   if (devIsTmpfs) steps.push(...deviceSteps(rootfs, userns));
   if (context.init) {
@@ -88,6 +93,9 @@ export function specMountSteps(rootfs: string, mount: Mount, ctx: MountContext):
   const parsed = parseMountOptions(options);
   const bind = type === "bind" || (parsed.flags & MS_BIND) !== 0;
   const steps: Step[] = [];
+  if (type === "cgroup" || type === "cgroup2") {
+    return [...mkdirSteps(rootfs, target), ...cgroupMountSteps(rootfs, target, parsed.flags, ctx.userns)];
+  }
   if (bind && isFile(source)) steps.push(...mkdirSteps(rootfs, dirname(target)), touchStep(target));
   else steps.push(...mkdirSteps(rootfs, target));
   const label = `mount ${bind ? source : type} on ${mount.destination}`;

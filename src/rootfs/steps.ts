@@ -118,6 +118,7 @@ export function symlinkStep(target: string, link: string): Step {
 export function remountReadOnlyStep(target: string, extraFlags = 0): Step {
   const t = new CStr(target);
   const stat = new BigUint64Array(14); // struct statvfs; f_flag is its 10th unsigned long
+  const flagWord = new Uint32Array(stat.buffer, 9 * 8, 1); // its low 32 bits, read without BigInt math
   const statPtr = ptr(stat);
   const base = MS_BIND | MS_REMOUNT | MS_RDONLY | extraFlags;
   const kept = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME;
@@ -127,8 +128,7 @@ export function remountReadOnlyStep(target: string, extraFlags = 0): Step {
     run: () => {
       const r = viaErrno(libc.statvfs(t.ptr, statPtr));
       if (r < 0) return r;
-      const locked = Number(stat[9]! & BigInt(kept));
-      return viaErrno(libc.mount(null, t.ptr, null, base | locked, null));
+      return viaErrno(libc.mount(null, t.ptr, null, base | (flagWord[0]! & kept), null));
     },
   };
 }
