@@ -86,4 +86,19 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) process.exit(await runCli(process.argv.slice(2)));
+/**
+ * minic forks a copy of this runtime, so JavaScriptCore must not compile code on background
+ * threads: one holding a JIT lock at the moment of fork() leaves the child waiting on it forever
+ * (~1 run in 150 before this). bin/minic sets the option; started any other way, minic re-executes
+ * itself with it set (an option JSC reads only at start-up).
+ */
+function ensureSerialJit(): void {
+  if (process.env.BUN_JSC_useConcurrentJIT === "0") return;
+  const { execSelf } = require("./process/reexec.ts") as typeof import("./process/reexec.ts");
+  execSelf({ BUN_JSC_useConcurrentJIT: "0" });
+}
+
+if (import.meta.main) {
+  ensureSerialJit();
+  process.exit(await runCli(process.argv.slice(2)));
+}

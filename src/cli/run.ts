@@ -173,7 +173,8 @@ function baseSpec(flags: Record<string, any>): Spec {
   if (!flags.rootfs) {
     return {
       ociVersion: "1.2.0",
-      process: { user: { uid: 0, gid: 0 }, args: [], env: envList(process.env), cwd: process.cwd() },
+      // minic's environment, less the JIT option that bin/minic set for minic's own sake.
+      process: { user: { uid: 0, gid: 0 }, args: [], env: envList({ ...process.env, BUN_JSC_useConcurrentJIT: undefined }), cwd: process.cwd() },
     };
   }
   const rootfs = resolve(flags.rootfs);
