@@ -182,6 +182,16 @@ const fixedArgv = (row: Row): row is Row & { argv: string[] } => Array.isArray(r
 // ---- leak checks ----
 const readMountinfo = () => readFileSync("/proc/self/mountinfo", "utf8");
 const listRunMinic = () => (existsSync("/run/minic") ? readdirSync("/run/minic").sort() : []);
+/** Whether the agent named in a /run/minic entry's `agent` file ("PID STARTTIME") is still that live process. */
+function minicAgentAlive(dir: string): boolean {
+  try {
+    const [pid, start] = readFileSync(`${dir}/agent`, "utf8").trim().split(" ");
+    const stat = readFileSync(`/proc/${Number(pid)}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] === start;
+  } catch {
+    return false;
+  }
+}
 /** Directories under /sys/fs/cgroup/HIERARCHY/ (any depth) whose name starts with the bench's id prefix. */
 function benchCgroups(): string[] {
   const found: string[] = [];
@@ -399,10 +409,15 @@ if (mountinfoAfter !== mountinfoBefore) {
   for (const line of after) if (!before.has(line)) warnings.push(`host mountinfo gained: ${line}`);
   for (const line of before) if (!after.has(line)) warnings.push(`host mountinfo lost: ${line}`);
 }
-const runMinicLeft = listRunMinic().filter((e) => !runMinicBefore.has(e));
-if (runMinicLeft.length) warnings.push(`/run/minic not empty after the bench: ${runMinicLeft.join(", ")}`);
+// Every minic run of the bench has exited by now, so a new entry whose agent is still alive belongs to someone
+// else using minic on this machine at the same time (a test run, say); one whose agent is gone is a leak.
+const runMinicNew = listRunMinic().filter((e) => !runMinicBefore.has(e));
+const runMinicLeft = runMinicNew.filter((e) => !minicAgentAlive(`/run/minic/${e}`));
+const runMinicOthers = runMinicNew.filter((e) => !runMinicLeft.includes(e));
+if (runMinicLeft.length) warnings.push(`/run/minic not empty after the bench (agent gone): ${runMinicLeft.join(", ")}`);
 console.log(`\nleaks: host mountinfo ${mountinfoAfter === mountinfoBefore ? "unchanged" : "CHANGED"}; ` +
-  `cgroups named ${ID_PREFIX}* left: ${leftCgroups.length}; new entries in /run/minic: ${runMinicLeft.length}` +
+  `cgroups named ${ID_PREFIX}* left: ${leftCgroups.length}; entries left in /run/minic: ${runMinicLeft.length}` +
+  (runMinicOthers.length ? ` (and ${runMinicOthers.length} of live containers started by others meanwhile)` : "") +
   (runMinicBefore.size ? ` (${runMinicBefore.size} there before the bench)` : ""));
 for (const w of warnings) console.log(`warning: ${w}`);
 

@@ -99,6 +99,18 @@ export function mkdirp(path: string, mode = 0o755): void {
   }
 }
 
+/** mkdir(2) of one directory: true if it was created, false if it already existed. */
+export function mkdir(path: string, mode = 0o755): boolean {
+  if (libc.mkdir(new CStr(path).ptr, mode) === 0) return true;
+  if (errno() !== EEXIST) fail("mkdir", path);
+  return false;
+}
+
+/** rmdir(2): the SysError's errno tells ENOENT, ENOTEMPTY and (for a cgroup still in use) EBUSY apart. */
+export function rmdir(path: string): void {
+  if (libc.unlinkat(AT_FDCWD, new CStr(path).ptr, AT_REMOVEDIR) !== 0) fail("rmdir", path);
+}
+
 /** The names in directory `path` (not . and ..). */
 export function listDir(path: string): string[] {
   const dir = libc.opendir(new CStr(path).ptr) as Pointer | null;
