@@ -1,7 +1,11 @@
 // Running one container in the foreground: prepare its state directory, compile the plan, launch
 // it, wait, and clean up whatever happened.
 import { readTextIfExists, removeTree, writeText } from "./libc/fs.ts";
-import { createStateDir } from "./state.ts";
+import { createStateDir, isLiveContainer } from "./state.ts";
+import { ContainerCgroup } from "./cgroups/cgroup.ts";
+import { detectLayout } from "./cgroups/layout.ts";
+import { formatBytes } from "./cgroups/resources.ts";
+import type { WaitStatus } from "./process/status.ts";
 import { compilePlan, type PlanContext } from "./plan.ts";
 import type { Spec } from "./spec/types.ts";
 import { launch, waitForExit, SetupError, SignalRelay } from "./process/agent.ts";
@@ -15,6 +19,10 @@ export interface RunOptions {
   trace?: (line: string) => void;
   setupTimeoutMs?: number;
   init?: boolean;
+  /** Put the container in a cgroup of its own (needs root); limits come from spec.linux.resources. */
+  cgroup?: boolean;
+  /** Print the cgroup's peak memory, CPU time and peak pids at exit. */
+  stats?: boolean;
 }
 
 /** 12 random hex digits, like a short docker id. */
@@ -64,8 +72,11 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
   const dir = createStateDir(id);
   const escalation = new Escalation(spec, options);
   const relay = new SignalRelay({ trace: options.trace, onSignal: (name) => escalation.onSignal(name) }).start();
+  let cgroup: ContainerCgroup | undefined;
   try {
     const context: PlanContext = { init: options.init };
+    cgroup = createCgroup(spec, id, options);
+    if (cgroup) context.beforeNamespaces = [(pid) => cgroup!.join(pid)];
     if (spec.root && spec.annotations?.["org.minic.etc"] !== "none") {
       const hostNetwork = !spec.linux?.namespaces?.some((n) => n.type === "network");
       context.etcFiles = writeEtcFiles(dir, spec, hostNetwork);
@@ -74,6 +85,7 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
     const launched = await launch(steps, { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs }, relay);
     escalation.pid = launched.pid;
     const status = await waitForExit(launched, options.trace);
+    if (cgroup) reportCgroup(cgroup, status, options);
     return escalation.exitCode ?? exitCodeFor(status);
   } catch (error) {
     if (!(error instanceof SetupError)) throw error;
@@ -82,7 +94,47 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
   } finally {
     escalation.stop();
     relay.stop();
+    try {
+      cgroup?.destroy({ kill: true }); // the PID namespace's processes are gone; with --pid host, some may not be
+    } catch (error) {
+      log.warn(`could not remove the container's cgroup: ${(error as Error).message}`);
+    }
     removeTree(dir);
+  }
+}
+
+/**
+ * The container's cgroup: limits from linux.resources, and accounting even without them. Only root
+ * can create cgroups here (without a delegated cgroup v2 subtree), so a rootless run without limits
+ * has none, and one with limits is refused clearly.
+ */
+function createCgroup(spec: Spec, id: string, options: RunOptions): ContainerCgroup | undefined {
+  if (!options.cgroup) return undefined;
+  const resources = spec.linux?.resources ?? {};
+  const limited = Object.keys(resources).some((k) => k !== "devices");
+  if (process.getuid!() !== 0) {
+    if (limited) throw new Error("resource limits need root: an unprivileged user cannot create cgroups on this machine");
+    return undefined;
+  }
+  const layout = detectLayout();
+  ContainerCgroup.removeStale(layout, isLiveContainer);
+  const source = spec.annotations?.["org.minic.bundle"] ? "spec" : "flags";
+  const cgroup = ContainerCgroup.create(layout, spec.linux?.cgroupsPath, resources, { id, source });
+  for (const warning of cgroup.warnings) log.warn(warning);
+  return cgroup;
+}
+
+/** An OOM kill, said by name; and --stats. */
+function reportCgroup(cgroup: ContainerCgroup, status: WaitStatus, options: RunOptions) {
+  if (status.kind === "signaled" && status.signal === SIGKILL && cgroup.oomKilled()) {
+    const limit = cgroup.memoryLimit();
+    log.error(`container killed: out of memory${limit ? ` (limit ${formatBytes(limit)})` : ""}`);
+  }
+  if (options.stats) {
+    const s = cgroup.stats();
+    const mem = s.memoryPeak === null ? "n/a" : formatBytes(s.memoryPeak);
+    const cpu = s.cpuTimeNs === null ? "n/a" : `${(s.cpuTimeNs / 1e9).toFixed(3)} s`;
+    log.info(`stats: peak memory ${mem}, CPU time ${cpu}, peak processes ${s.pidsPeak ?? "n/a"}`);
   }
 }
 

@@ -45,6 +45,13 @@ export interface PlanContext {
   init?: boolean;
   /** The compiled seccomp filter, loaded as the last step before exec. */
   seccomp?: Step;
+  /**
+   * The agent's work while the child waits, before the child creates its namespaces (after its
+   * user namespace, if any): joining the container's cgroup, so the command never runs unconstrained.
+   */
+  beforeNamespaces?: Array<(pid: number) => void | Promise<void>>;
+  /** The agent's work once the namespaces exist (before the second fork): network setup. */
+  afterNamespaces?: Array<(pid: number) => void | Promise<void>>;
 }
 
 export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
@@ -52,7 +59,7 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   if (!proc || proc.args.length === 0) throw new Error("config.json: process.args: must be a non-empty array");
   const ns = namespacePlan(spec);
   const steps: Step[] = [parentDeathSignal()];
-  steps.push(...namespaceSteps(spec, ns));
+  steps.push(...namespaceSteps(spec, ns, context));
   if (ns.create.has("pid") || ns.create.has("time")) {
     steps.push(forkAgain()); // from here on, steps run in the new process: PID 1 of its namespace
     steps.push(parentDeathSignal()); // not inherited across fork
@@ -107,25 +114,42 @@ function privilegeSteps(spec: Spec): Step[] {
   return steps;
 }
 
-function namespaceSteps(spec: Spec, ns: NamespacePlan): Step[] {
+function namespaceSteps(spec: Spec, ns: NamespacePlan, context: PlanContext): Step[] {
   const steps: Step[] = [];
   // Joining existing namespaces (spec paths, `--network container:` style) comes first, user first,
   // so that the namespaces created next are owned by the right user namespace.
   const joins = [...ns.join].sort((a, b) => Number(b.type === "user") - Number(a.type === "user"));
   for (const j of joins) steps.push(joinStep(j.type, j.path));
+  const early = [...(context.beforeNamespaces ?? [])];
+  const uids = spec.linux?.uidMappings ?? [];
+  const gids = spec.linux?.gidMappings ?? [];
   if (ns.create.has("user")) {
-    const uids = spec.linux?.uidMappings ?? [];
-    const gids = spec.linux?.gidMappings ?? [];
     steps.push(unshareStep(["user"]));
     const helpers = needsIdMapHelpers(uids, gids);
-    steps.push(syncWithAgent("write uid_map and gid_map", (pid) => writeIdMaps(pid, uids, gids, helpers)));
-    // Become the namespace's root (if it is mapped), so that what the setup creates belongs to it.
-    if (isMapped(uids, 0) && isMapped(gids, 0)) steps.push(...identitySteps({ uid: 0, gid: 0 }, { setgroupsAllowed: false }));
+    early.unshift((pid) => writeIdMaps(pid, uids, gids, helpers));
+  }
+  if (early.length > 0) steps.push(syncWithAgent(agentLabel(ns, context), runAll(early)));
+  // Become the user namespace's root (if it is mapped), so that what the setup creates belongs to it.
+  if (ns.create.has("user") && isMapped(uids, 0) && isMapped(gids, 0)) {
+    steps.push(...identitySteps({ uid: 0, gid: 0 }, { setgroupsAllowed: false }));
   }
   const rest = (["mount", "uts", "ipc", "network", "pid", "time"] as const).filter((t) => ns.create.has(t));
   if (rest.length > 0) steps.push(unshareStep([...rest]));
+  if (context.afterNamespaces?.length) steps.push(syncWithAgent("set up the network namespace", runAll(context.afterNamespaces)));
+  // After the cgroup was joined, so that the namespace's root is the container's own cgroup.
   if (ns.create.has("cgroup")) steps.push(unshareStep(["cgroup"]));
   return steps;
+}
+
+function runAll(actions: Array<(pid: number) => void | Promise<void>>) {
+  return async (pid: number) => {
+    for (const action of actions) await action(pid);
+  };
+}
+
+function agentLabel(ns: NamespacePlan, context: PlanContext): string {
+  const parts = [...(ns.create.has("user") ? ["write uid_map and gid_map"] : []), ...(context.beforeNamespaces?.length ? ["join the container's cgroup"] : [])];
+  return parts.join(", ");
 }
 
 /**

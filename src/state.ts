@@ -57,6 +57,11 @@ export function createStateDir(id: string): string {
   return dir;
 }
 
+/** Whether container `id` has a state directory whose agent is alive. */
+export function isLiveContainer(id: string, root = stateRoot()): boolean {
+  return ownerAlive(`${root}/${id}`);
+}
+
 /** Remove the directories whose agent is gone (a temporary one only once its creator is gone too). */
 export function removeStaleStateDirs(root = stateRoot()): void {
   if (!isDirectory(root)) return;

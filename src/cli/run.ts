@@ -6,13 +6,15 @@ import { defaultSpec } from "../spec/defaults.ts";
 import { validateSpec } from "../spec/validate.ts";
 import { envList } from "../libc/cstr.ts";
 import { formatPlan, runContainer, newContainerId } from "../container.ts";
-import { traceLine } from "../log.ts";
+import { log, LOG_LEVELS, traceLine } from "../log.ts";
 import { DEFAULT_PATH } from "../process/path.ts";
 import { defaultIdMappings, lookupUser } from "../security/users.ts";
 import { UsageError } from "./argv.ts";
 import { capabilitiesFromFlags } from "../security/capabilities.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from "../security/hardening.ts";
 import { RLIMITS } from "../spec/validate.ts";
+import { parseResources, resourceFlags, type ResourceFlags } from "../cgroups/flags.ts";
+import { validateResources } from "../cgroups/resources.ts";
 import type { Verb, VerbInput } from "./verb.ts";
 
 const shareable = (what: string) =>
@@ -45,6 +47,9 @@ const args = {
   "security-opt": { type: "string", valueHint: "OPT", description: "no-new-privileges[=false], seccomp=unconfined or seccomp=PROFILE.json; repeatable" },
   ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "Set a resource limit (nofile, nproc, core, stack, ...; -1 or unlimited); repeatable" },
   "oom-score-adj": { type: "string", valueHint: "N", description: "The container's oom_score_adj (-1000 to 1000)" },
+  ...resourceFlags,
+  "cgroup-parent": { type: "string", valueHint: "PATH", description: "Parent cgroup (absolute, or relative to minic's own); default /minic" },
+  stats: { type: "boolean", description: "At exit, print the peak memory, CPU time and peak number of processes (also with -v)" },
   trace: { type: "boolean", description: "Print each syscall of the flow on stderr as it happens, with its arguments, result and time" },
   "dry-run": { type: "boolean", description: "Print the prepared setup steps in order, and run nothing" },
   command: { type: "positional", description: "The command to run, then its arguments" },
@@ -69,7 +74,13 @@ export const run: Verb = {
       return 0;
     }
     const timeout = Number(process.env.MINIC_SETUP_TIMEOUT_MS) || undefined;
-    return runContainer(spec, { trace: input.flags.trace ? traceLine : undefined, setupTimeoutMs: timeout, init: input.flags.init });
+    return runContainer(spec, {
+      trace: input.flags.trace ? traceLine : undefined,
+      setupTimeoutMs: timeout,
+      init: input.flags.init,
+      stats: input.flags.stats || log.level >= LOG_LEVELS.debug,
+      cgroup: !input.flags["no-namespaces"] || spec.linux?.resources !== undefined,
+    });
   },
 };
 
@@ -103,7 +114,17 @@ export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" |
   if (flags.user) proc.user = lookupUser(flags.user, spec.root?.path ?? "/");
   spec.mounts = [...(spec.mounts ?? []), ...(all.volume ?? []).map(parseVolume), ...(all.tmpfs ?? []).map(parseTmpfs)];
   if (!flags.bundle && !flags["no-namespaces"]) applySecurityFlags(spec, flags, all);
+  applyResourceFlags(spec, flags, all, id);
   return spec;
+}
+
+/** --memory, --cpus, --pids-limit and friends become linux.resources; --cgroup-parent its path. */
+function applyResourceFlags(spec: Spec, flags: Record<string, any>, all: Record<string, string[]>, id: string) {
+  const given: ResourceFlags = {};
+  for (const name of Object.keys(resourceFlags) as Array<keyof ResourceFlags>) if (all[name]) given[name] = all[name];
+  const resources = parseResources(given);
+  if (Object.keys(resources).length > 0) spec.linux = { ...spec.linux, resources: { ...spec.linux?.resources, ...resources } };
+  if (flags["cgroup-parent"]) spec.linux = { ...spec.linux, cgroupsPath: `${String(flags["cgroup-parent"]).replace(/\/+$/, "")}/${id}` };
 }
 
 /** docker's defaults: its capability set, no_new_privs, masked and read-only paths; and the flags that loosen them. */
@@ -222,7 +243,9 @@ function readBundle(dir: string): Spec {
     throw new UsageError(`${file}: not valid JSON: ${(error as Error).message}`);
   }
   const spec = validateSpec(raw, file);
+  if (spec.linux?.resources) spec.linux.resources = validateResources(spec.linux.resources);
   if (spec.root) spec.root.path = resolve(bundle, spec.root.path);
+  spec.annotations = { ...spec.annotations, "org.minic.bundle": bundle };
   return spec;
 }
 

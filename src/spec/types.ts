@@ -1,6 +1,8 @@
 // The container's configuration: the OCI runtime-spec config.json (runtime-spec 1.x), typed.
 // `minic run` flags build one of these in memory; `minic run --bundle DIR` reads one. The fields
 // listed are the ones minic reads; anything else in a config.json is checked by spec/validate.ts.
+import type { LinuxResources } from "../cgroups/resources.ts";
+
 export const OCI_VERSION = "1.2.0";
 
 export interface Spec {
@@ -57,7 +59,7 @@ export interface Linux {
   namespaces?: Array<{ type: NamespaceType; path?: string }>;
   uidMappings?: IdMapping[];
   gidMappings?: IdMapping[];
-  resources?: Record<string, unknown>;
+  resources?: LinuxResources;
   cgroupsPath?: string;
   seccomp?: Record<string, unknown>;
   maskedPaths?: string[];
