@@ -30,6 +30,7 @@ import {
   maskPathStep, newSessionStep, noNewPrivsStep, oomScoreAdjStep, readonlyPathSteps, rlimitStep, RLIMIT_EPERM_HINT,
 } from "./security/hardening.ts";
 import { EPERM } from "./libc/errno.ts";
+import { compileSeccomp, seccompStep, type LinuxSeccomp } from "./security/seccomp.ts";
 
 /** The value of `name` in a KEY=VALUE list, as getenv would find it. */
 export function envValue(env: readonly string[], name: string): string | undefined {
@@ -43,8 +44,6 @@ export interface PlanContext {
   etcFiles?: Partial<Record<"hostname" | "hosts" | "resolv.conf", string>>;
   /** Run minic's init as PID 1, with the command as its child (`minic run --init`). */
   init?: boolean;
-  /** The compiled seccomp filter, loaded as the last step before exec. */
-  seccomp?: Step;
   /**
    * The agent's work while the child waits, before the child creates its namespaces (after its
    * user namespace, if any): joining the container's cgroup, so the command never runs unconstrained.
@@ -78,11 +77,15 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   steps.push(chdirStep(proc.cwd));
   // Limits first: raising one may need CAP_SYS_RESOURCE, which the capability steps may drop.
   for (const r of proc.rlimits ?? []) steps.push({ ...rlimitStep(r.type, r.soft, r.hard), hints: { [EPERM]: RLIMIT_EPERM_HINT } });
+  // The seccomp filter goes last, as it may forbid calls the setup needs. Loading one needs
+  // no_new_privs or CAP_SYS_ADMIN: without no_new_privs it must come before the capabilities go.
+  const seccomp = spec.linux?.seccomp ? seccompFilterStep(spec.linux.seccomp) : undefined;
+  if (seccomp && !proc.noNewPrivileges) steps.push(seccomp);
   steps.push(...privilegeSteps(spec));
   steps.push(umaskStep(proc.user.umask ?? 0o022));
   steps.push(closeInheritedFds()); // the container gets stdin, stdout, stderr and nothing of the runtime's
   steps.push(resetSignals()); // last before exec: what the runtime ignored or blocked must not reach the command so
-  if (context.seccomp) steps.push(context.seccomp); // the very last: it may forbid calls the setup needs
+  if (seccomp && proc.noNewPrivileges) steps.push(seccomp);
   const env = proc.env ?? [];
   if (context.init) {
     steps.push(execCommand(initTarget(proc.args, env, spec.root?.path)));
@@ -139,6 +142,12 @@ function namespaceSteps(spec: Spec, ns: NamespacePlan, context: PlanContext): St
   // After the cgroup was joined, so that the namespace's root is the container's own cgroup.
   if (ns.create.has("cgroup")) steps.push(unshareStep(["cgroup"]));
   return steps;
+}
+
+export function seccompFilterStep(profile: LinuxSeccomp): Step {
+  const compiled = compileSeccomp(profile);
+  const step = seccompStep(compiled.program, compiled.flags);
+  return { ...step, args: [...step.args, `${compiled.rules} rules`] };
 }
 
 function runAll(actions: Array<(pid: number) => void | Promise<void>>) {

@@ -15,6 +15,7 @@ import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from "../security/harden
 import { RLIMITS } from "../spec/validate.ts";
 import { parseResources, resourceFlags, type ResourceFlags } from "../cgroups/flags.ts";
 import { validateResources } from "../cgroups/resources.ts";
+import { defaultProfile, parseSeccompProfile, seccompFromSecurityOpt } from "../security/seccomp.ts";
 import type { Verb, VerbInput } from "./verb.ts";
 
 const shareable = (what: string) =>
@@ -143,9 +144,10 @@ function applySecurityFlags(spec: Spec, flags: Record<string, any>, all: Record<
   const options = parseSecurityOpts(all["security-opt"] ?? []);
   proc.noNewPrivileges = options.noNewPrivileges;
   spec.linux = { ...spec.linux, maskedPaths: privileged ? [] : DEFAULT_MASKED_PATHS, readonlyPaths: privileged ? [] : DEFAULT_READONLY_PATHS };
-  if (options.seccomp !== undefined) spec.annotations = { ...spec.annotations, "org.minic.seccomp": options.seccomp };
+  // docker's default filter, widened for the capabilities granted (CAP_SYS_ADMIN allows mount...).
+  const seccomp = privileged ? null : options.seccomp ? seccompFromSecurityOpt(`seccomp=${options.seccomp}`) : defaultProfile(caps);
+  if (seccomp) spec.linux.seccomp = seccomp;
   if (privileged) {
-    spec.annotations = { ...spec.annotations, "org.minic.seccomp": "unconfined" };
     spec.mounts = spec.mounts?.map((m) => (m.destination === "/sys" ? { ...m, options: m.options?.filter((o) => o !== "ro") } : m));
   }
   proc.rlimits = (all.ulimit ?? []).map(parseUlimit);
@@ -244,6 +246,7 @@ function readBundle(dir: string): Spec {
   }
   const spec = validateSpec(raw, file);
   if (spec.linux?.resources) spec.linux.resources = validateResources(spec.linux.resources);
+  if (spec.linux?.seccomp) spec.linux.seccomp = parseSeccompProfile(spec.linux.seccomp, `${file}: linux.seccomp`);
   if (spec.root) spec.root.path = resolve(bundle, spec.root.path);
   spec.annotations = { ...spec.annotations, "org.minic.bundle": bundle };
   return spec;

@@ -2,6 +2,7 @@
 // `minic run` flags build one of these in memory; `minic run --bundle DIR` reads one. The fields
 // listed are the ones minic reads; anything else in a config.json is checked by spec/validate.ts.
 import type { LinuxResources } from "../cgroups/resources.ts";
+import type { LinuxSeccomp } from "../security/seccomp.ts";
 
 export const OCI_VERSION = "1.2.0";
 
@@ -61,7 +62,7 @@ export interface Linux {
   gidMappings?: IdMapping[];
   resources?: LinuxResources;
   cgroupsPath?: string;
-  seccomp?: Record<string, unknown>;
+  seccomp?: LinuxSeccomp;
   maskedPaths?: string[];
   readonlyPaths?: string[];
   rootfsPropagation?: string;
