@@ -77,7 +77,9 @@ export class ContainerCgroup {
       throw new ResourceError(label(field, source), "", `this machine has no ${name} controller`,
         `/proc/cgroups lists the ones this kernel has; ${removeIt(source)}`);
     }
-    const wanted = new Set<Controller>([...needed.keys(), ...(accounting ? ACCOUNTING : [])].filter((c) => layout.serve[c]));
+    // The devices controller enforces linux.resources.devices (v1 only: v2 needs an eBPF program).
+    const devices: Controller[] = resources.devices?.length && layout.serve.devices?.version === 1 ? ["devices"] : [];
+    const wanted = new Set<Controller>([...needed.keys(), ...devices, ...(accounting ? ACCOUNTING : [])].filter((c) => layout.serve[c]));
     const hierarchies = [...new Set([...wanted].map((c) => layout.serve[c]!))];
     const made: string[] = [];
     const leaves: string[] = [];
@@ -103,7 +105,22 @@ export class ContainerCgroup {
     }
   }
 
+  /**
+   * v1 device rules, in order, as runc writes them: each rule goes to devices.allow or devices.deny
+   * as "TYPE MAJOR:MINOR ACCESS" ("a" and "*" for all). The usual list starts with "deny all".
+   */
+  private writeDeviceRules(): void {
+    const devices = this.served.get("devices");
+    if (!devices || devices.version !== 1) return;
+    for (const rule of this.resources.devices ?? []) {
+      const num = (n: number | undefined) => (n === undefined || n < 0 ? "*" : String(n));
+      const text = `${rule.type ?? "a"} ${num(rule.major)}:${num(rule.minor)} ${rule.access ?? "rwm"}`;
+      writeText(`${devices.dir}/devices.${rule.allow ? "allow" : "deny"}`, text);
+    }
+  }
+
   private writeLimits(source: Source): void {
+    this.writeDeviceRules();
     const memory = this.served.get("memory");
     const memsw = memory?.version === 1 ? readNumber(`${memory.dir}/memory.memsw.limit_in_bytes`) : null;
     const writes = { 1: v1Writes(this.resources, memsw), 2: v2Writes(this.resources) };

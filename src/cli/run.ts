@@ -16,6 +16,7 @@ import { RLIMITS } from "../spec/validate.ts";
 import { parseResources, resourceFlags, type ResourceFlags } from "../cgroups/flags.ts";
 import { validateResources } from "../cgroups/resources.ts";
 import { defaultProfile, parseSeccompProfile, seccompFromSecurityOpt } from "../security/seccomp.ts";
+import { DEFAULT_DEVICE_RULES, parseDeviceFlag } from "../security/devices.ts";
 import type { Verb, VerbInput } from "./verb.ts";
 
 const shareable = (what: string) =>
@@ -48,6 +49,7 @@ const args = {
   "security-opt": { type: "string", valueHint: "OPT", description: "no-new-privileges[=false], seccomp=unconfined or seccomp=PROFILE.json; repeatable" },
   ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "Set a resource limit (nofile, nproc, core, stack, ...; -1 or unlimited); repeatable" },
   "oom-score-adj": { type: "string", valueHint: "N", description: "The container's oom_score_adj (-1000 to 1000)" },
+  device: { type: "string", valueHint: "HOST[:CTR][:rwm]", description: "Give the container a host device (and allow it in the devices cgroup); repeatable" },
   ...resourceFlags,
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "Parent cgroup (absolute, or relative to minic's own); default /minic" },
   stats: { type: "boolean", description: "At exit, print the peak memory, CPU time and peak number of processes (also with -v)" },
@@ -151,6 +153,17 @@ function applySecurityFlags(spec: Spec, flags: Record<string, any>, all: Record<
     spec.mounts = spec.mounts?.map((m) => (m.destination === "/sys" ? { ...m, options: m.options?.filter((o) => o !== "ro") } : m));
   }
   proc.rlimits = (all.ulimit ?? []).map(parseUlimit);
+  // Devices: the standard ones, plus --device; the devices cgroup denies the rest (all, if privileged).
+  const devices = (all.device ?? []).map((d) => {
+    try {
+      return parseDeviceFlag(d);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  });
+  if (devices.length) spec.linux.devices = devices.map((d) => d.device);
+  const rules = privileged ? [{ allow: true, access: "rwm" }] : [...DEFAULT_DEVICE_RULES, ...devices.map((d) => d.rule)];
+  spec.linux.resources = { ...spec.linux.resources, devices: rules };
   if (flags["oom-score-adj"] !== undefined) {
     const n = Number(flags["oom-score-adj"]);
     if (!Number.isInteger(n) || n < -1000 || n > 1000) badFlag("--oom-score-adj", `"${flags["oom-score-adj"]}" is not an integer from -1000 to 1000`);

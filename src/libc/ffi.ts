@@ -64,6 +64,7 @@ const { symbols } = dlopen("libc.so.6", {
   setresgid: { args: ["u32", "u32", "u32"], returns: "i32" },
   umask: { args: ["u32"], returns: "u32" },
   capset: { args: ["ptr", "ptr"], returns: "i32" },
+  stat: { args: ["ptr", "ptr"], returns: "i32" },
   setrlimit: { args: ["i32", "ptr"], returns: "i32" },
   statvfs: { args: ["ptr", "ptr"], returns: "i32" },
   // plain file operations (libc/fs.ts), so that start-up need not load node:fs

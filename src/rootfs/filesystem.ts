@@ -15,6 +15,7 @@ import { isMapped, type NamespacePlan } from "../namespaces.ts";
 import type { Step } from "../process/step.ts";
 import { umaskStep } from "../process/steps.ts";
 import type { IdMapping, Mount, Spec } from "../spec/types.ts";
+import type { LinuxDevice } from "../security/devices.ts";
 import type { PlanContext } from "../plan.ts";
 import { resolveInRoot } from "./paths.ts";
 import { cgroupMountSteps } from "./cgroupfs.ts";
@@ -58,7 +59,7 @@ export function filesystemSteps(spec: Spec, ns: NamespacePlan, context: PlanCont
     steps.push(...named.map((step) => ({ ...step, label: `${step.label} (mounts[${i}])` })));
   });
   const devIsTmpfs = mounts.some((m) => m.destination === "/dev" && m.type === "tmpfs");
-  if (devIsTmpfs) steps.push(...deviceSteps(rootfs, userns));
+  if (devIsTmpfs) steps.push(...deviceSteps(rootfs, userns, spec.linux?.devices ?? []));
   if (context.init) {
     if (!devIsTmpfs) throw new Error("--init needs the container's /dev to be a tmpfs (its files are mounted there)");
     steps.push(...initMountSteps(rootfs));
@@ -117,12 +118,14 @@ export function specMountSteps(rootfs: string, mount: Mount, ctx: MountContext):
  * user namespace, so inside a user namespace each device is an empty file with the host's node
  * bind-mounted on it.
  */
-function deviceSteps(rootfs: string, userns: boolean): Step[] {
+function deviceSteps(rootfs: string, userns: boolean, extra: LinuxDevice[]): Step[] {
   const steps: Step[] = [];
-  for (const dev of DEFAULT_DEVICES) {
+  const all = [...DEFAULT_DEVICES.map((d) => ({ ...d, type: "c", fileMode: 0o666 })), ...extra];
+  for (const dev of all) {
     const target = `${rootfs}${dev.path}`;
+    steps.push(...mkdirSteps(rootfs, dirname(target)));
     if (userns) steps.push(touchStep(target), mountStep(dev.path, target, null, MS_BIND, null, `bind the host's ${dev.path}`));
-    else steps.push(mknodStep(target, 0o666, dev.major, dev.minor));
+    else steps.push(mknodStep(target, dev.fileMode ?? 0o666, dev.major, dev.minor, dev.type === "b" ? "b" : "c"));
   }
   for (const [to, link] of DEV_LINKS) steps.push(symlinkStep(to, `${rootfs}${link}`));
   return steps;

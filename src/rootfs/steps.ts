@@ -7,7 +7,7 @@ import { CStr, cstrOrNull } from "../libc/cstr.ts";
 import {
   MNT_DETACH, MS_BIND, MS_FLAG_NAMES, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
   MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_STRICTATIME, MS_UNBINDABLE, O_CLOEXEC, O_CREAT, O_WRONLY,
-  S_IFCHR, flagNames,
+  S_IFBLK, S_IFCHR, flagNames,
 } from "../libc/constants.ts";
 import { EEXIST } from "../libc/errno.ts";
 import { type Step, viaErrno, q } from "../process/step.ts";
@@ -92,13 +92,15 @@ export function touchStep(path: string): Step {
   };
 }
 
-export function mknodStep(path: string, mode: number, major: number, minor: number): Step {
+export function mknodStep(path: string, mode: number, major: number, minor: number, type: "c" | "b" = "c"): Step {
   const p = new CStr(path);
-  const dev = (major << 8) | minor; // makedev() for numbers below 256
+  // gnu_dev_makedev: minor's low byte, major's low 12 bits, then the high bits of each
+  const dev = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12);
+  const kind = type === "c" ? S_IFCHR : S_IFBLK;
   return {
-    kind: "call", call: "mknod", args: [q(path), `S_IFCHR|0${mode.toString(8)}`, `makedev(${major}, ${minor})`],
+    kind: "call", call: "mknod", args: [q(path), `${type === "c" ? "S_IFCHR" : "S_IFBLK"}|0${mode.toString(8)}`, `makedev(${major}, ${minor})`],
     label: `create device ${path}`, keep: [p],
-    run: () => viaErrno(libc.mknod(p.ptr, S_IFCHR | mode, dev)),
+    run: () => viaErrno(libc.mknod(p.ptr, kind | mode, dev)),
   };
 }
 

@@ -3,6 +3,7 @@
 // listed are the ones minic reads; anything else in a config.json is checked by spec/validate.ts.
 import type { LinuxResources } from "../cgroups/resources.ts";
 import type { LinuxSeccomp } from "../security/seccomp.ts";
+import type { LinuxDevice } from "../security/devices.ts";
 
 export const OCI_VERSION = "1.2.0";
 
@@ -67,5 +68,5 @@ export interface Linux {
   readonlyPaths?: string[];
   rootfsPropagation?: string;
   sysctl?: Record<string, string>;
-  devices?: Array<Record<string, unknown>>;
+  devices?: LinuxDevice[];
 }
