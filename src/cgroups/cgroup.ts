@@ -13,8 +13,8 @@ import { label, ResourceError, type Controller, type LinuxResources, type Source
 
 /** The v2 controllers minic may enable, in the order they are written to cgroup.subtree_control. */
 const V2_ENABLE: Controller[] = ["memory", "cpu", "cpuset", "io", "pids"];
-/** Joined even without limits, so that oomKilled() and stats() have something to read. */
-const ACCOUNTING: Controller[] = ["memory", "cpuacct", "pids"];
+/** Joined even without limits, so that oomKilled() and stats() have something to read (and pause works). */
+const ACCOUNTING: Controller[] = ["memory", "cpuacct", "pids", "freezer"];
 
 export interface CreateOptions {
   id: string;
@@ -224,6 +224,43 @@ export class ContainerCgroup {
    * Remove the /minic/ID cgroups that a killed agent left behind: those whose container is not
    * live and that hold no process. Returns the directories removed.
    */
+  /**
+   * The cgroup of an existing container (created by an earlier `minic create`), in every hierarchy
+   * where its directory exists: for kill --all, ps, pause, resume and delete.
+   */
+  static open(layout: CgroupLayout, path: string): ContainerCgroup {
+    const served = new Map<Controller, { dir: string; version: 1 | 2 }>();
+    const dirs: string[] = [];
+    for (const [controller, h] of Object.entries(layout.serve) as Array<[Controller, NonNullable<CgroupLayout["serve"][Controller]>]>) {
+      const dir = cgroupDir(h, path);
+      if (!isDirectory(dir)) continue;
+      served.set(controller, { dir, version: h.version });
+      if (!dirs.includes(dir)) dirs.push(dir);
+    }
+    const prune = path.startsWith("/minic/") ? [...new Set(layout.v1.concat(layout.unified ? [layout.unified] : []))].map((h) => cgroupDir(h, "/minic")) : [];
+    return new ContainerCgroup(layout, path, dirs, prune, served, {});
+  }
+
+  /** The pids in the cgroup (every process of the container, in any hierarchy that has it). */
+  pids(): number[] {
+    return [...new Set(this.dirs.flatMap((dir) => procs(dir)))];
+  }
+
+  /** Freeze (pause) or thaw (resume) every process: v1 freezer.state, v2 cgroup.freeze. */
+  freeze(frozen: boolean): void {
+    const freezer = this.served.get("freezer");
+    if (!freezer) throw new Error("this machine has no freezer cgroup: pause and resume are not available");
+    if (freezer.version === 1) writeText(`${freezer.dir}/freezer.state`, frozen ? "FROZEN" : "THAWED");
+    else writeText(`${freezer.dir}/cgroup.freeze`, frozen ? "1" : "0");
+  }
+
+  frozen(): boolean {
+    const freezer = this.served.get("freezer");
+    if (!freezer) return false;
+    const text = readTextIfExists(`${freezer.dir}/${freezer.version === 1 ? "freezer.state" : "cgroup.freeze"}`)?.trim();
+    return text === "FROZEN" || text === "FREEZING" || text === "1";
+  }
+
   static removeStale(layout: CgroupLayout, isLive: (id: string) => boolean): string[] {
     const removed: string[] = [];
     for (const h of [...(layout.unified ? [layout.unified] : []), ...layout.v1]) {

@@ -49,6 +49,8 @@ export interface Launched {
   pid: number;
   /** Every pid this launch forked that the agent must still reap (pid included). */
   children: number[];
+  /** The child stopped at a "hold" step (minic create) instead of exec'ing. */
+  detached?: boolean;
 }
 
 const DEFAULT_SETUP_TIMEOUT_MS = 10_000;
@@ -93,7 +95,7 @@ export async function launch(steps: Step[], options: LaunchOptions = {}, relay?:
     libc.close(reportRead);
     libc.close(goWrite);
   }
-  trace?.(`[agent] report pipe closed: exec succeeded (${ms(Bun.nanoseconds() - t0)} after fork)`);
+  trace?.(`[agent] ${launched.detached ? "container created, waiting to be started" : "report pipe closed: exec succeeded"} (${ms(Bun.nanoseconds() - t0)} after fork)`);
   return launched;
 }
 
@@ -113,6 +115,7 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
     else options.trace(`[${afterFork(index) ? launched.pid : launched.children[0]}] ${text}`);
   };
   let failure: Record | null = null;
+  let detached = false;
   for (;;) {
     const left = deadline - Date.now();
     const ready = left > 0 ? libc.poll(ptr(pollfd), 1, left) : 0;
@@ -155,12 +158,21 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
           check("write", libc.write(goFd, ptr(new Uint8Array([answer])), 1), "(go pipe)");
           break;
         }
+        case RecordType.Detached:
+          say(record.index, `setup complete; ${step.label}`);
+          detached = true;
+          break;
         case RecordType.Failed:
           failure = record;
           say(record.index, `${describeStep(step)} = -1 ${errnoName(-record.result)}`);
           break;
       }
     }
+    if (detached) {
+      launched.detached = true;
+      break; // the child holds before exec; `minic start` will release it
+    }
+    void 0; // (keeps the comment above attached to the break) before exec; `minic start` will release it
   }
   if (failure) {
     const step = steps[failure.index]!;

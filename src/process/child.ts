@@ -24,8 +24,8 @@ export class ChildRunner {
 
   constructor(
     readonly steps: readonly Step[],
-    /** Write end of the report pipe (O_CLOEXEC). */
-    readonly reportFd: number,
+    /** Write end of the report pipe (O_CLOEXEC); -1 once the agent is gone (after a "hold" step). */
+    public reportFd: number,
     /** Read end of the go pipe, where the agent answers "sync" steps (O_CLOEXEC). */
     readonly goFd: number,
     readonly trace: boolean,
@@ -41,6 +41,11 @@ export class ChildRunner {
         // One byte back: 0 means go on. Anything else, or EOF (the agent died), means stop.
         if (Number(libc.read(this.goFd, this.goPtr, 1)) !== 1 || this.goByte[0] !== 0) libc._exit(125);
         continue;
+      }
+      if (step.kind === "hold") {
+        // `minic create` ends here: from now on nobody reads the report pipe.
+        this.send(i, RecordType.Detached, 0);
+        this.reportFd = -1;
       }
       if (trace) {
         libc.clock_gettime(CLOCK_MONOTONIC, this.recordPtr + 16);
@@ -67,6 +72,7 @@ export class ChildRunner {
   }
 
   private send(index: number, type: RecordType, result: number): void {
+    if (this.reportFd < 0) return;
     this.view.setInt32(0, index, true);
     this.view.setInt32(4, type, true);
     this.view.setFloat64(8, result, true);

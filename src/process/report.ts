@@ -19,6 +19,7 @@ export const enum RecordType {
   Sync = 3, // a "sync" step is waiting for the agent's answer on the go pipe
   Forked = 4, // the parent side of a "fork" step: result holds the new pid
   ExecBegin = 5, // about to call execve (traced runs only); EOF follows if it works
+  Detached = 6, // a "hold" step: setup is done, the agent may go; the child reports nothing more
 }
 
 export interface Record {

@@ -9,6 +9,7 @@ export type StepKind =
   | "call" // an ordinary call: success continues, failure aborts the setup
   | "sync" // report to the agent, then block until it answers (it writes uid_map, joins a cgroup, ...)
   | "fork" // fork again: the parent side reports the new pid and exits, the child side goes on
+  | "hold" // setup is done: tell the agent (which may exit), then wait in `run` until released
   | "exec"; // replace the process image; returning at all means failure
 
 export interface Step {
