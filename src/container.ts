@@ -45,13 +45,13 @@ export function formatPlan(spec: Spec, context: PlanContext = {}): string {
  * The files docker generates for a container with its own root: /etc/hostname, /etc/hosts, and
  * /etc/resolv.conf (the host's, less loopback name servers, which do not answer from inside).
  */
-export function writeEtcFiles(dir: string, spec: Spec, hostNetwork: boolean): NonNullable<PlanContext["etcFiles"]> {
+export function writeEtcFiles(dir: string, spec: Spec, hostNetwork: boolean, address = "127.0.1.1"): NonNullable<PlanContext["etcFiles"]> {
   const hostname = spec.hostname ?? containerId(spec);
   const files = {
     hostname: `${hostname}\n`,
     hosts:
       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n" +
-      `ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hostname}\n`,
+      `ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n${address}\t${hostname}\n`,
     "resolv.conf": resolvConf(hostNetwork),
   };
   const paths: Record<string, string> = {};
@@ -73,10 +73,14 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
   const escalation = new Escalation(spec, options);
   const relay = new SignalRelay({ trace: options.trace, onSignal: (name) => escalation.onSignal(name) }).start();
   let cgroup: ContainerCgroup | undefined;
+  let network: { cleanup(): Promise<void> } | undefined;
   try {
     const context: PlanContext = { init: options.init };
     cgroup = createCgroup(spec, id, options);
     if (cgroup) context.beforeNamespaces = [(pid) => cgroup!.join(pid)];
+    if (spec.annotations?.["org.minic.network"] === "bridge") {
+      network = await prepareBridge(spec, id, dir, context, options);
+    }
     if (spec.root && spec.annotations?.["org.minic.etc"] !== "none") {
       const hostNetwork = !spec.linux?.namespaces?.some((n) => n.type === "network");
       context.etcFiles = writeEtcFiles(dir, spec, hostNetwork);
@@ -94,6 +98,7 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
   } finally {
     escalation.stop();
     relay.stop();
+    await network?.cleanup().catch((error: Error) => log.warn(`could not remove the container's network: ${error.message}`));
     try {
       cgroup?.destroy({ kill: true }); // the PID namespace's processes are gone; with --pid host, some may not be
     } catch (error) {
@@ -101,6 +106,30 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
     }
     removeTree(dir);
   }
+}
+
+/**
+ * Bridge networking: ports are checked before anything starts; the veth, address, routes and NAT
+ * are set up while the child waits, right after it made its network namespace. The modules are
+ * loaded only here (they cost a few ms to import).
+ */
+async function prepareBridge(spec: Spec, id: string, dir: string, context: PlanContext, options: RunOptions) {
+  const net = await import("./network/index.ts");
+  const annotations = spec.annotations ?? {};
+  const ports = net.parsePortMappings(JSON.parse(annotations["org.minic.publish"] ?? "[]"));
+  const subnet = annotations["org.minic.subnet"] ?? process.env.MINIC_SUBNET;
+  await net.cleanupStaleNetworks({ subnet });
+  net.checkHostPortsFree(ports);
+  const handle = { cleanup: async () => {} };
+  context.afterNamespaces = [
+    async (pid) => {
+      const bridge = await net.setupBridgeNetwork({ id, pid, ip: annotations["org.minic.ip"], ports, subnet, trace: options.trace });
+      handle.cleanup = () => bridge.cleanup();
+      // /etc/hosts is bound in later in the setup: give it the address now.
+      if (context.etcFiles?.hosts) writeEtcFiles(dir, spec, false, bridge.address);
+    },
+  ];
+  return handle;
 }
 
 /**

@@ -66,6 +66,7 @@ export function isLiveContainer(id: string, root = stateRoot()): boolean {
 export function removeStaleStateDirs(root = stateRoot()): void {
   if (!isDirectory(root)) return;
   for (const name of listDir(root)) {
+    if (name === "network") continue; // the bridge network's leases and lock, not a container
     const dir = `${root}/${name}`;
     const creator = /^\.[^/]+\.(\d+)$/.exec(name)?.[1];
     if (creator ? processStartTime(Number(creator)) === null : !ownerAlive(dir)) removeTree(dir);

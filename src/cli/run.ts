@@ -35,7 +35,13 @@ const args = {
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro]", description: "Bind-mount a host path into the container; repeatable" },
   tmpfs: { type: "string", valueHint: "PATH[:OPTS]", description: "Mount a tmpfs at PATH (default rw,nosuid,nodev,noexec,size=65536k); repeatable" },
   "read-only": { type: "boolean", description: "Mount the container's root filesystem read-only" },
-  network: { type: "enum", options: ["none", "host"], description: '"none": a new network namespace with only lo, up (default); "host": the host\'s' },
+  network: {
+    type: "enum", options: ["bridge", "none", "host"],
+    description: '"bridge" (default as root): eth0 on the minic0 bridge, NAT outbound; "none": only lo (default rootless); "host": the host\'s',
+  },
+  publish: { type: "string", alias: "p", valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "Publish a container port on the host (bridge network); repeatable" },
+  ip: { type: "string", valueHint: "ADDR", description: "A fixed address on the bridge network" },
+  subnet: { type: "string", valueHint: "CIDR", description: "The bridge network's subnet (default 10.77.0.0/24, or MINIC_SUBNET)" },
   pid: shareable("PID"),
   ipc: shareable("IPC"),
   uts: shareable("UTS"),
@@ -96,6 +102,7 @@ export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" |
   if (proc.args.length === 0) throw new UsageError("run needs a command", "usage: minic run [FLAGS] COMMAND [ARG...]");
   const id = flags.name ?? newContainerId();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw new UsageError(`--name "${id}": use letters, digits, _ . and -`);
+  if (id === "network") throw new UsageError(`--name network: the name is reserved (minic keeps its network state there)`);
   spec.annotations = { ...spec.annotations, "org.minic.id": id };
   if (flags["no-namespaces"]) {
     delete spec.linux;
@@ -118,7 +125,31 @@ export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" |
   spec.mounts = [...(spec.mounts ?? []), ...(all.volume ?? []).map(parseVolume), ...(all.tmpfs ?? []).map(parseTmpfs)];
   if (!flags.bundle && !flags["no-namespaces"]) applySecurityFlags(spec, flags, all);
   applyResourceFlags(spec, flags, all, id);
+  applyNetworkFlags(spec, flags, all);
   return spec;
+}
+
+/**
+ * The network mode, kept in an annotation (the OCI spec leaves networking to the caller): bridge
+ * by default for root, as docker does, and none for an unprivileged user, who cannot create links.
+ */
+function applyNetworkFlags(spec: Spec, flags: Record<string, any>, all: Record<string, string[]>) {
+  const ownNetns = spec.linux?.namespaces?.some((n) => n.type === "network" && !n.path) ?? false;
+  const mode = flags.network ?? (ownNetns && process.getuid!() === 0 && !flags.bundle ? "bridge" : "none");
+  const publish = all.publish ?? [];
+  if (mode !== "bridge") {
+    if (publish.length || flags.ip) throw new UsageError(`-p and --ip need --network bridge (the network is ${mode})`);
+    return;
+  }
+  if (process.getuid!() !== 0) throw new UsageError("--network bridge needs root (unprivileged runs get --network none)");
+  if (!ownNetns) throw new UsageError("--network bridge needs the container's own network namespace");
+  spec.annotations = {
+    ...spec.annotations,
+    "org.minic.network": "bridge",
+    ...(publish.length ? { "org.minic.publish": JSON.stringify(publish) } : {}),
+    ...(flags.ip ? { "org.minic.ip": flags.ip } : {}),
+    ...(flags.subnet ? { "org.minic.subnet": flags.subnet } : {}),
+  };
 }
 
 /** --memory, --cpus, --pids-limit and friends become linux.resources; --cgroup-parent its path. */
