@@ -7,7 +7,7 @@ import type { ArgsDef, CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { splitArgv, UsageError } from "./cli/argv.ts";
 import type { Verb } from "./cli/verb.ts";
-import { log, LOG_LEVELS, type LogLevelName } from "./log.ts";
+import { log, logToFile, LOG_LEVELS, type LogLevelName } from "./log.ts";
 import { EXIT_MINIC_FAILED } from "./process/status.ts";
 
 const globalArgs = {
@@ -20,12 +20,26 @@ const globalArgs = {
   quiet: { type: "boolean", alias: "q", description: "Same as --log-level error" },
   version: { type: "boolean", description: "Print minic's version and exit" },
   help: { type: "boolean", alias: "h", description: "Show this help; `minic VERB --help` shows a verb's" },
+  root: { type: "string", valueHint: "DIR", description: "State directory (default /run/minic as root, $XDG_RUNTIME_DIR/minic otherwise)" },
+  log: { type: "string", valueHint: "FILE", description: "Also write minic's messages to FILE" },
+  "log-format": { type: "enum", options: ["text", "json"], description: "Format of --log: text, or JSON lines as runc writes them" },
+  debug: { type: "boolean", description: "Same as --log-level debug" },
+  "systemd-cgroup": { type: "boolean", description: "Use systemd to manage cgroups (not available: minic writes cgroupfs itself)" },
 } satisfies ArgsDef;
 
 // Each verb is imported only when used, so `minic run` pays for nothing else at startup.
 const verbs: Record<string, { description: string; load: () => Promise<Verb> }> = {
   run: { description: "Run a command in a new container and wait for it", load: () => import("./cli/run.ts").then((m) => m.run) },
   spec: { description: "Write a default config.json, as runc spec does", load: () => import("./cli/spec.ts").then((m) => m.spec) },
+  create: { description: "Create a container from a bundle, held before exec", load: () => import("./cli/oci.ts").then((m) => m.create) },
+  start: { description: "Start a created container", load: () => import("./cli/oci.ts").then((m) => m.start) },
+  state: { description: "Print a container's state as JSON", load: () => import("./cli/oci.ts").then((m) => m.state) },
+  kill: { description: "Send a signal to a container", load: () => import("./cli/oci.ts").then((m) => m.kill) },
+  delete: { description: "Delete a container", load: () => import("./cli/oci.ts").then((m) => m.del) },
+  pause: { description: "Freeze a container's processes", load: () => import("./cli/oci.ts").then((m) => m.pause) },
+  resume: { description: "Thaw a paused container", load: () => import("./cli/oci.ts").then((m) => m.resume) },
+  list: { description: "List containers", load: () => import("./cli/oci.ts").then((m) => m.list) },
+  ps: { description: "List a container's processes", load: () => import("./cli/oci.ts").then((m) => m.ps) },
 };
 
 const mainCommand = {
@@ -42,8 +56,11 @@ async function renderUsage(command: CommandDef<any>, parent?: CommandDef<any>): 
 async function cli(argv: string[]): Promise<number> {
   const top = splitArgv(argv, globalArgs);
   const global = top.values;
-  const level: LogLevelName = global.quiet ? "error" : global.verbose ? "debug" : ((global["log-level"] as LogLevelName) ?? "info");
+  const level: LogLevelName = global.quiet ? "error" : global.verbose || global.debug ? "debug" : ((global["log-level"] as LogLevelName) ?? "info");
   log.level = LOG_LEVELS[level];
+  if (global.log) logToFile(global.log, global["log-format"] === "json" ? "json" : "text");
+  if (global.root) process.env.MINIC_ROOT = global.root;
+  if (global["systemd-cgroup"]) throw new UsageError("--systemd-cgroup is not available: minic manages cgroups through cgroupfs itself (and this machine has no systemd)");
   if (global.version) {
     console.log(`minic ${pkg.version} (bun ${Bun.version})`);
     return 0;

@@ -137,7 +137,7 @@ async function prepareBridge(spec: Spec, id: string, dir: string, context: PlanC
  * can create cgroups here (without a delegated cgroup v2 subtree), so a rootless run without limits
  * has none, and one with limits is refused clearly.
  */
-function createCgroup(spec: Spec, id: string, options: RunOptions): ContainerCgroup | undefined {
+export function createCgroup(spec: Spec, id: string, options: Pick<RunOptions, "cgroup">): ContainerCgroup | undefined {
   if (!options.cgroup) return undefined;
   const resources = spec.linux?.resources ?? {};
   const limited = Object.keys(resources).some((k) => k !== "devices");

@@ -15,7 +15,8 @@
 import type { Spec, IdMapping } from "./spec/types.ts";
 import type { Step } from "./process/step.ts";
 import {
-  chdirStep, closeInheritedFds, execCommand, forkAgain, parentDeathSignal, resetSignals, syncWithAgent, umaskStep,
+  chdirStep, closeInheritedFds, execCommand, forkAgain, holdUntilStarted, parentDeathSignal, resetSignals, syncWithAgent,
+  umaskStep,
 } from "./process/steps.ts";
 import { commandCandidates, DEFAULT_PATH } from "./process/path.ts";
 import {
@@ -49,6 +50,11 @@ export interface PlanContext {
    * user namespace, if any): joining the container's cgroup, so the command never runs unconstrained.
    */
   beforeNamespaces?: Array<(pid: number) => void | Promise<void>>;
+  /**
+   * `minic create`: hold before exec until `minic start` opens the fifo open (O_PATH) at this fd.
+   * The container then outlives the agent, so no parent-death signal is set.
+   */
+  hold?: { fifoFd: number };
   /** The agent's work once the namespaces exist (before the second fork): network setup. */
   afterNamespaces?: Array<(pid: number) => void | Promise<void>>;
 }
@@ -57,11 +63,12 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   const proc = spec.process;
   if (!proc || proc.args.length === 0) throw new Error("config.json: process.args: must be a non-empty array");
   const ns = namespacePlan(spec);
-  const steps: Step[] = [parentDeathSignal()];
+  const orphanable = context.hold !== undefined; // a created container outlives `minic create`
+  const steps: Step[] = orphanable ? [] : [parentDeathSignal()];
   steps.push(...namespaceSteps(spec, ns, context));
   if (ns.create.has("pid") || ns.create.has("time")) {
     steps.push(forkAgain()); // from here on, steps run in the new process: PID 1 of its namespace
-    steps.push(parentDeathSignal()); // not inherited across fork
+    if (!orphanable) steps.push(parentDeathSignal()); // not inherited across fork
   }
   const hardened = proc.capabilities !== undefined; // a spec without capabilities is the seed's bare flow
   if (hardened) steps.push(newSessionStep()); // no controlling terminal to inject keystrokes into
@@ -86,6 +93,7 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   steps.push(closeInheritedFds()); // the container gets stdin, stdout, stderr and nothing of the runtime's
   steps.push(resetSignals()); // last before exec: what the runtime ignored or blocked must not reach the command so
   if (seccomp && proc.noNewPrivileges) steps.push(seccomp);
+  if (context.hold) steps.push(holdUntilStarted(context.hold.fifoFd));
   const env = proc.env ?? [];
   if (context.init) {
     steps.push(execCommand(initTarget(proc.args, env, spec.root?.path)));

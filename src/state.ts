@@ -1,7 +1,7 @@
 // Per-container state on the host: a directory under the state root holding the files minic
 // generated for the container and the identity of the agent that owns it. A directory whose agent
 // is gone (killed with SIGKILL, the machine crashed) is removed by the next run.
-import { isDirectory, listDir, mkdirp, readText, removeTree, writeText } from "./libc/fs.ts";
+import { isDirectory, lexists, listDir, mkdirp, readText, readTextIfExists, removeTree, writeText } from "./libc/fs.ts";
 import { libc, errno, SysError } from "./libc/ffi.ts";
 import { CStr } from "./libc/cstr.ts";
 import { EEXIST } from "./libc/errno.ts";
@@ -40,14 +40,18 @@ function ownerAlive(dir: string): boolean {
  * RENAME_NOREPLACE, so that it appears complete, with its owner recorded, or not at all: a run
  * sweeping stale directories at the same moment can never mistake it for an abandoned one.
  */
-export function createStateDir(id: string): string {
+export function createStateDir(id: string, { owned = true } = {}): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id) || id === "network") {
+    throw new Error(`invalid container id "${id}": use letters, digits, _ . and - (and not "network")`);
+  }
   const root = stateRoot();
   mkdirp(root, 0o711);
   removeStaleStateDirs(root);
   const dir = `${root}/${id}`;
   const tmp = `${root}/.${id}.${process.pid}`;
   mkdirp(tmp, 0o711);
-  writeText(`${tmp}/agent`, `${process.pid} ${processStartTime(process.pid)}\n`);
+  // A foreground run owns its directory through its agent; a created container's lives until `delete`.
+  writeText(`${tmp}/${owned ? "agent" : "oci"}`, `${process.pid} ${processStartTime(process.pid)}\n`);
   if (libc.renameat2(AT_FDCWD, new CStr(tmp).ptr, AT_FDCWD, new CStr(dir).ptr, RENAME_NOREPLACE) !== 0) {
     const err = errno();
     removeTree(tmp);
@@ -69,6 +73,79 @@ export function removeStaleStateDirs(root = stateRoot()): void {
     if (name === "network") continue; // the bridge network's leases and lock, not a container
     const dir = `${root}/${name}`;
     const creator = /^\.[^/]+\.(\d+)$/.exec(name)?.[1];
-    if (creator ? processStartTime(Number(creator)) === null : !ownerAlive(dir)) removeTree(dir);
+    if (creator ? processStartTime(Number(creator)) === null : !lexists(`${dir}/oci`) && !ownerAlive(dir)) removeTree(dir);
   }
+}
+
+// ---- the OCI state of a container ---------------------------------------------------------------
+
+export type Status = "creating" | "created" | "running" | "paused" | "stopped";
+
+/** runtime-spec's state, plus what minic needs to act on the container later. */
+export interface ContainerState {
+  ociVersion: string;
+  id: string;
+  status: Status;
+  /** The container's init process, as the host sees it; 0 once stopped. */
+  pid: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+  /** When it was created (ISO 8601). */
+  created: string;
+  /** The init's start time, to tell it from a later process that reuses the pid. */
+  pidStart?: string | null;
+  cgroupPath?: string;
+  command?: string[];
+  /** Exit code, once a foreground or detached run recorded it. */
+  exitCode?: number;
+}
+
+export function stateDir(id: string): string {
+  return `${stateRoot()}/${id}`;
+}
+
+export function writeState(state: ContainerState): void {
+  const dir = stateDir(state.id);
+  writeText(`${dir}/state.json.tmp`, JSON.stringify(state));
+  if (libc.renameat2(AT_FDCWD, new CStr(`${dir}/state.json.tmp`).ptr, AT_FDCWD, new CStr(`${dir}/state.json`).ptr, 0) !== 0) {
+    throw new SysError("rename", errno(), `${dir}/state.json`);
+  }
+}
+
+/** The container's state with its status as of now; throws a clear error for an unknown id. */
+export function readState(id: string): ContainerState {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw new Error(`invalid container id "${id}"`);
+  const text = readTextIfExists(`${stateDir(id)}/state.json`);
+  if (text === null) throw new Error(`container "${id}" does not exist`);
+  const state = JSON.parse(text) as ContainerState;
+  return { ...state, status: currentStatus(state), pid: currentStatus(state) === "stopped" ? 0 : state.pid };
+}
+
+/** created: its init waits on exec.fifo; running: it exec'd; stopped: its init is gone. */
+export function currentStatus(state: ContainerState): Status {
+  if (state.status === "creating") return state.status;
+  if (!state.pid || processStartTime(state.pid) !== state.pidStart || isZombie(state.pid)) return "stopped";
+  if (lexists(`${stateDir(state.id)}/exec.fifo`)) return "created";
+  return state.status === "paused" ? "paused" : "running";
+}
+
+function isZombie(pid: number): boolean {
+  const stat = readTextIfExists(`/proc/${pid}/stat`);
+  return !stat || stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+}
+
+/** Every container with a state.json, as of now. */
+export function listStates(): ContainerState[] {
+  const root = stateRoot();
+  if (!isDirectory(root)) return [];
+  return listDir(root)
+    .filter((name) => !name.startsWith(".") && name !== "network" && lexists(`${root}/${name}/state.json`))
+    .map((name) => {
+      try {
+        return readState(name);
+      } catch {
+        return null;
+      }
+    })
+    .filter((s): s is ContainerState => s !== null);
 }

@@ -98,9 +98,11 @@ export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" |
   if (flags.bundle && flags.rootfs) throw new UsageError("--bundle and --rootfs cannot be used together");
   const spec = flags.bundle ? readBundle(flags.bundle) : baseSpec(flags);
   const proc = spec.process!;
-  if (rest.length > 0) proc.args = rest;
+  // With --bundle, as with runc, the command comes from config.json and the one word left is the id.
+  if (flags.bundle && rest.length > 1) throw new UsageError("with --bundle, give at most a container id: the command comes from config.json");
+  if (!flags.bundle && rest.length > 0) proc.args = rest;
   if (proc.args.length === 0) throw new UsageError("run needs a command", "usage: minic run [FLAGS] COMMAND [ARG...]");
-  const id = flags.name ?? newContainerId();
+  const id = flags.name ?? (flags.bundle ? rest[0] : undefined) ?? newContainerId();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw new UsageError(`--name "${id}": use letters, digits, _ . and -`);
   if (id === "network") throw new UsageError(`--name network: the name is reserved (minic keeps its network state there)`);
   spec.annotations = { ...spec.annotations, "org.minic.id": id };
@@ -278,7 +280,7 @@ function addUserNamespace(spec: Spec) {
   spec.mounts = spec.mounts?.map((m) => (m.type === "devpts" ? { ...m, options: m.options?.filter((o) => !o.startsWith("gid=")) } : m));
 }
 
-function readBundle(dir: string): Spec {
+export function readBundle(dir: string): Spec {
   const bundle = resolve(dir);
   const file = `${bundle}/config.json`;
   if (!lexists(file)) badFlag("--bundle", `${file} does not exist (minic spec writes a default one)`);
@@ -290,6 +292,12 @@ function readBundle(dir: string): Spec {
   }
   const spec = validateSpec(raw, file);
   if (spec.linux?.resources) spec.linux.resources = validateResources(spec.linux.resources);
+  // As runc does, the standard devices every container gets in /dev stay usable after the
+  // config's own device rules (typically "deny all"), and so do the bundle's own devices.
+  if (spec.linux?.resources?.devices) {
+    const own = (spec.linux.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm" }));
+    spec.linux.resources.devices = [...spec.linux.resources.devices, ...DEFAULT_DEVICE_RULES.slice(1), ...own];
+  }
   if (spec.linux?.seccomp) spec.linux.seccomp = parseSeccompProfile(spec.linux.seccomp, `${file}: linux.seccomp`);
   if (spec.root) spec.root.path = resolve(bundle, spec.root.path);
   spec.annotations = { ...spec.annotations, "org.minic.bundle": bundle };

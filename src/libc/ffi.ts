@@ -76,6 +76,7 @@ const { symbols } = dlopen("libc.so.6", {
   opendir: { args: ["ptr"], returns: "ptr" },
   readdir: { args: ["ptr"], returns: "ptr" },
   closedir: { args: ["ptr"], returns: "i32" },
+  unlink: { args: ["ptr"], returns: "i32" },
   renameat2: { args: ["i32", "ptr", "i32", "ptr", "u32"], returns: "i32" },
 });
 

@@ -5,7 +5,7 @@ import { libc } from "../libc/ffi.ts";
 import { CStr, CStrArray } from "../libc/cstr.ts";
 import { EACCES } from "../libc/errno.ts";
 import {
-  CLONE_FLAG_NAMES, CLONE_PARENT, NSIG, PR_SET_PDEATHSIG, SIGCHLD, SIGKILL, SIGSTOP, SIG_SETMASK, SYS_clone,
+  CLONE_FLAG_NAMES, CLONE_PARENT, NSIG, O_CLOEXEC, O_WRONLY, PR_SET_PDEATHSIG, SIGCHLD, SIGKILL, SIGSTOP, SIG_SETMASK, SYS_clone,
   flagNames, signalName,
 } from "../libc/constants.ts";
 import { type Step, viaErrno, q, qlist } from "./step.ts";
@@ -129,5 +129,29 @@ export function umaskStep(mask: number): Step {
   return {
     kind: "call", call: "umask", args: [`0${mask.toString(8)}`], label: "set the file creation mask",
     run: () => (libc.umask(mask), 0),
+  };
+}
+
+/**
+ * `minic create` stops here, all set up, until `minic start`: the step reports that setup is done
+ * (the create process then exits) and opens the container's exec.fifo for writing, which blocks
+ * until `start` opens it for reading; then it writes one byte for `start` to see, and goes on to
+ * exec. The fifo was opened O_PATH by the agent before the fork; after pivot_root it is reached
+ * through /proc/self/fd, as runc does.
+ */
+export function holdUntilStarted(fifoFd: number): Step {
+  const path = new CStr(`/proc/self/fd/${fifoFd}`);
+  const byte = new Uint8Array(1);
+  const bytePtr = ptr(byte);
+  return {
+    kind: "hold", call: "open+write", args: [q(path.value), "O_WRONLY"], label: "wait for `minic start` on exec.fifo",
+    keep: [path, byte],
+    run: () => {
+      const fd = libc.open(path.ptr, O_WRONLY | O_CLOEXEC, 0);
+      if (fd < 0) return viaErrno(fd);
+      const r = viaErrno(libc.write(fd, bytePtr, 1));
+      libc.close(fd);
+      return r < 0 ? r : 0;
+    },
   };
 }
