@@ -433,7 +433,7 @@ describe.skipIf(!onV1)("ContainerCgroup on this machine's cgroup v1 controllers 
     expect(read(dir("pids"), "pids.max")).toBe("10");
     expect(read(dir("cpuset"), "cpuset.cpus")).toBe("0");
     expect(read(dir("cpuset"), "cpuset.mems")).toBe(read(layout.serve.cpuset!.mount, "cpuset.mems")); // copied from the parent
-    expect(new Set(cg.dirs)).toEqual(new Set(["memory", "cpu", "cpuset", "pids", "cpuacct"].map((c) => dir(c as "memory"))));
+    expect(new Set(cg.dirs)).toEqual(new Set(["memory", "cpu", "cpuset", "pids", "cpuacct", "freezer"].map((c) => dir(c as "memory"))));
 
     const sleep = Bun.spawn(["sleep", "5"]);
     try {

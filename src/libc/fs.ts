@@ -7,7 +7,7 @@ import { ptr, CString, type Pointer } from "bun:ffi";
 import { libc, errno, SysError } from "./ffi.ts";
 import { CStr } from "./cstr.ts";
 import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY } from "./constants.ts";
-import { EEXIST, EINTR, ENOENT } from "./errno.ts";
+import { EEXIST, EINTR, ENOENT, ESRCH } from "./errno.ts";
 
 const O_TRUNC = 0o1000, O_NOFOLLOW = 0o400000;
 const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200;
@@ -38,12 +38,13 @@ export function readText(path: string): string {
   return chunks.length === 1 ? decoder.decode(chunks[0]) : decoder.decode(Buffer.concat(chunks));
 }
 
-/** The file's text, or null if it does not exist. */
+/** The file's text, or null if it does not exist (or is the /proc file of a process now gone). */
 export function readTextIfExists(path: string): string | null {
   try {
     return readText(path);
   } catch (error) {
-    if (error instanceof SysError && error.errno === ENOENT) return null;
+    // ESRCH: a /proc/PID file whose process ended between open and read.
+    if (error instanceof SysError && (error.errno === ENOENT || error.errno === ESRCH)) return null;
     throw error;
   }
 }

@@ -59,7 +59,6 @@ export type FirewallBackend = "nft" | "iptables";
 
 const TABLE = "minic";
 const COMMAND_TIMEOUT_MS = 20_000;
-const INSTALL_TIMEOUT_MS = 300_000;
 
 // ---- running the tools ---------------------------------------------------------------------------
 
@@ -70,11 +69,11 @@ interface CommandResult {
 }
 
 async function run(argv: string[], stdin?: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<CommandResult> {
-  const proc = Bun.spawn(argv, {
+  const proc = Bun.spawn([tool(argv[0]!) ?? argv[0]!, ...argv.slice(1)], {
     stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, LC_ALL: "C", DEBIAN_FRONTEND: "noninteractive" },
+    env: { ...process.env, LC_ALL: "C" },
   });
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -101,27 +100,24 @@ async function mustRun(argv: string[], stdin?: string): Promise<string> {
 
 let backend: FirewallBackend | null = null;
 
+/** Firewall tools live in sbin, which an unprivileged PATH (or a test's) may leave out. */
+const TOOL_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin";
+export const tool = (name: string) => Bun.which(name, { PATH: `${process.env.PATH ?? ""}:${TOOL_PATH}` });
+
 /**
- * nft if it is installed, else iptables; if neither is, `apt-get install nftables` (as root, where
- * apt-get exists), else an error. MINIC_FIREWALL=nft|iptables forces one (the tests use it).
+ * nft if it is installed, else iptables, else a clear error (a runtime does not install packages
+ * on its own). MINIC_FIREWALL=nft|iptables forces one (the tests use it).
  */
 export async function firewallBackend(): Promise<FirewallBackend> {
   if (backend) return backend;
   const forced = process.env.MINIC_FIREWALL;
   if (forced === "nft" || forced === "iptables") {
-    const tool = forced === "nft" ? "nft" : "iptables";
-    if (!Bun.which(tool)) throw new Error(`MINIC_FIREWALL=${forced}, but ${tool} is not installed`);
+    if (!tool(forced)) throw new Error(`MINIC_FIREWALL=${forced}, but ${forced} is not installed`);
     return (backend = forced);
   }
-  if (Bun.which("nft")) return (backend = "nft");
-  if (Bun.which("iptables") && Bun.which("iptables-restore")) return (backend = "iptables");
-  if (process.getuid!() === 0 && Bun.which("apt-get")) {
-    const r = await run(["apt-get", "install", "-y", "--no-install-recommends", "nftables"], undefined, INSTALL_TIMEOUT_MS);
-    if (r.code === 0 && Bun.which("nft")) return (backend = "nft");
-    const why = (r.stderr.trim().split("\n").pop() ?? "") || `exit ${r.code}`;
-    throw new Error(`--network bridge needs nft or iptables; neither is installed, and apt-get install nftables failed: ${why}`);
-  }
-  throw new Error("--network bridge needs nft (package nftables) or iptables; neither is installed");
+  if (tool("nft")) return (backend = "nft");
+  if (tool("iptables") && tool("iptables-restore")) return (backend = "iptables");
+  throw new Error("--network bridge needs nft (Debian package nftables) or iptables; neither is installed (or use --network none)");
 }
 
 // ---- sysctls -------------------------------------------------------------------------------------
