@@ -30,7 +30,7 @@ import { ambientStep, capsetStep, dropBoundingStep, keepCapsStep } from "./secur
 import {
   maskPathStep, newSessionStep, noNewPrivsStep, oomScoreAdjStep, readonlyPathSteps, rlimitStep, RLIMIT_EPERM_HINT,
 } from "./security/hardening.ts";
-import { EPERM } from "./libc/errno.ts";
+import { EACCES, EPERM } from "./libc/errno.ts";
 import { compileSeccomp, seccompStep, type LinuxSeccomp } from "./security/seccomp.ts";
 
 /** The value of `name` in a KEY=VALUE list, as getenv would find it. */
@@ -72,7 +72,9 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   }
   const hardened = proc.capabilities !== undefined; // a spec without capabilities is the seed's bare flow
   if (hardened) steps.push(newSessionStep()); // no controlling terminal to inject keystrokes into
-  if (proc.oomScoreAdj !== undefined) steps.push(oomScoreAdjStep(proc.oomScoreAdj));
+  if (proc.oomScoreAdj !== undefined) {
+    steps.push({ ...oomScoreAdjStep(proc.oomScoreAdj), hints: { [EACCES]: "lowering oom_score_adj below 0 needs CAP_SYS_RESOURCE, which minic's own process lacks here" } });
+  }
   if (ns.create.has("mount")) {
     steps.push(...filesystemSteps(spec, ns, context));
     for (const path of spec.linux?.maskedPaths ?? []) steps.push(maskPathStep(path));

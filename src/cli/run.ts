@@ -177,10 +177,11 @@ function applySecurityFlags(spec: Spec, flags: Record<string, any>, all: Record<
   const held = proc.user.uid === 0 ? caps : [];
   proc.capabilities = { bounding: caps, effective: held, permitted: held, inheritable: [], ambient: [] };
   const options = parseSecurityOpts(all["security-opt"] ?? []);
-  proc.noNewPrivileges = options.noNewPrivileges;
+  // (--privileged leaves it off, as in docker, unless asked for explicitly.)
+  proc.noNewPrivileges = options.noNewPrivileges && !(privileged && !(all["security-opt"] ?? []).some((o) => o.startsWith("no-new-privileges")));
   spec.linux = { ...spec.linux, maskedPaths: privileged ? [] : DEFAULT_MASKED_PATHS, readonlyPaths: privileged ? [] : DEFAULT_READONLY_PATHS };
   // docker's default filter, widened for the capabilities granted (CAP_SYS_ADMIN allows mount...).
-  const seccomp = privileged ? null : options.seccomp ? seccompFromSecurityOpt(`seccomp=${options.seccomp}`) : defaultProfile(caps);
+  const seccomp = privileged ? null : options.seccomp ? seccompFromSecurityOpt(`seccomp=${options.seccomp}`, { capabilities: caps }) : defaultProfile(caps);
   if (seccomp) spec.linux.seccomp = seccomp;
   if (privileged) {
     spec.mounts = spec.mounts?.map((m) => (m.destination === "/sys" ? { ...m, options: m.options?.filter((o) => o !== "ro") } : m));

@@ -73,7 +73,7 @@ export function rlimitStep(type: string, soft: number, hard: number): Step {
 
 /** What EPERM from setrlimit means, for the error message. */
 export const RLIMIT_EPERM_HINT =
-  "raising a hard limit needs CAP_SYS_RESOURCE, which minic's own process lacks here (check CapBnd in /proc/self/status); lower the hard limit";
+  "raising a hard limit needs CAP_SYS_RESOURCE (which minic's own process may lack: see CapBnd in /proc/self/status), and RLIMIT_NOFILE can never exceed fs.nr_open; lower the hard limit";
 
 export function oomScoreAdjStep(value: number): Step {
   const [file, text] = [new CStr("/proc/self/oom_score_adj"), new TextEncoder().encode(String(value))];
