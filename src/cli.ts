@@ -39,7 +39,10 @@ const verbs: Record<string, { description: string; load: () => Promise<Verb> }> 
   pause: { description: "Freeze a container's processes", load: () => import("./cli/oci.ts").then((m) => m.pause) },
   resume: { description: "Thaw a paused container", load: () => import("./cli/oci.ts").then((m) => m.resume) },
   list: { description: "List containers", load: () => import("./cli/oci.ts").then((m) => m.list) },
-  ps: { description: "List a container's processes", load: () => import("./cli/oci.ts").then((m) => m.ps) },
+  ps: { description: "List containers, or one container's processes", load: () => import("./cli/oci.ts").then((m) => m.ps) },
+  logs: { description: "Print a detached container's output", load: () => import("./cli/docker.ts").then((m) => m.logs) },
+  stop: { description: "Stop a container (SIGTERM, then SIGKILL)", load: () => import("./cli/docker.ts").then((m) => m.stop) },
+  rm: { description: "Remove a stopped container", load: () => import("./cli/docker.ts").then((m) => m.rm) },
 };
 
 const mainCommand = {

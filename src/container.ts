@@ -1,7 +1,10 @@
 // Running one container in the foreground: prepare its state directory, compile the plan, launch
 // it, wait, and clean up whatever happened.
 import { readTextIfExists, removeTree, writeText } from "./libc/fs.ts";
-import { createStateDir, isLiveContainer } from "./state.ts";
+import { createStateDir, isLiveContainer, processStartTime, writeState, type ContainerState } from "./state.ts";
+import { OCI_VERSION } from "./spec/types.ts";
+import { CStr } from "./libc/cstr.ts";
+import { O_APPEND, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY } from "./libc/constants.ts";
 import { ContainerCgroup } from "./cgroups/cgroup.ts";
 import { detectLayout } from "./cgroups/layout.ts";
 import { formatBytes } from "./cgroups/resources.ts";
@@ -12,7 +15,7 @@ import { launch, waitForExit, SetupError, SignalRelay } from "./process/agent.ts
 import { execFailureMessage, exitCodeFor } from "./process/status.ts";
 import { describeStep } from "./process/step.ts";
 import { log } from "./log.ts";
-import { libc } from "./libc/ffi.ts";
+import { libc, errno, SysError } from "./libc/ffi.ts";
 import { SIGKILL, SIGNALS } from "./libc/constants.ts";
 
 export interface RunOptions {
@@ -23,6 +26,11 @@ export interface RunOptions {
   cgroup?: boolean;
   /** Print the cgroup's peak memory, CPU time and peak pids at exit. */
   stats?: boolean;
+  /**
+   * `run -d`'s monitor: write the container's output to STATE/container.log, and keep the state
+   * (with the exit code) after the container ends, for `logs`, `ps -a` and `rm`; unless `remove`.
+   */
+  monitor?: { remove: boolean };
 }
 
 /** 12 random hex digits, like a short docker id. */
@@ -70,6 +78,12 @@ function resolvConf(hostNetwork: boolean): string {
 export async function runContainer(spec: Spec, options: RunOptions = {}): Promise<number> {
   const id = containerId(spec);
   const dir = createStateDir(id);
+  if (options.monitor) redirectOutput(`${dir}/container.log`);
+  const state: ContainerState = {
+    ociVersion: OCI_VERSION, id, status: "creating", pid: 0, bundle: spec.annotations?.["org.minic.bundle"] ?? "",
+    annotations: spec.annotations, created: new Date().toISOString(), command: spec.process?.args,
+  };
+  let exitCode: number | undefined;
   const escalation = new Escalation(spec, options);
   const relay = new SignalRelay({ trace: options.trace, onSignal: (name) => escalation.onSignal(name) }).start();
   let cgroup: ContainerCgroup | undefined;
@@ -88,13 +102,17 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
     const steps = compilePlan(spec, context);
     const launched = await launch(steps, { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs }, relay);
     escalation.pid = launched.pid;
+    // What `minic state`, `list`, `ps`, `kill` and `exec` read: the running container and its spec.
+    writeText(`${dir}/config.json`, JSON.stringify(spec));
+    Object.assign(state, { status: "running", pid: launched.pid, pidStart: processStartTime(launched.pid), cgroupPath: cgroup?.path });
+    writeState(state);
     const status = await waitForExit(launched, options.trace);
     if (cgroup) reportCgroup(cgroup, status, options);
-    return escalation.exitCode ?? exitCodeFor(status);
+    return (exitCode = escalation.exitCode ?? exitCodeFor(status));
   } catch (error) {
     if (!(error instanceof SetupError)) throw error;
     log.error(error.step.kind === "exec" ? execFailureMessage(spec.process!.args[0]!, error.errno) : error.message);
-    return error.exitCode;
+    return (exitCode = error.exitCode);
   } finally {
     escalation.stop();
     relay.stop();
@@ -104,8 +122,25 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
     } catch (error) {
       log.warn(`could not remove the container's cgroup: ${(error as Error).message}`);
     }
-    removeTree(dir);
+    if (options.monitor && !options.monitor.remove) keepState(dir, { ...state, status: "stopped", pid: 0, exitCode });
+    else removeTree(dir);
   }
+}
+
+/** The monitor's stdout and stderr (and so the container's) go to the log file; stdin is /dev/null. */
+function redirectOutput(file: string): void {
+  const out = libc.open(new CStr(file).ptr, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640);
+  const devNull = libc.open(new CStr("/dev/null").ptr, O_RDONLY | O_CLOEXEC, 0);
+  if (out < 0 || devNull < 0) throw new SysError("open", errno(), file);
+  libc.dup2(devNull, 0);
+  libc.dup2(out, 1);
+  libc.dup2(out, 2);
+}
+
+/** A finished detached container: its state stays, marked kept, so no later run sweeps it away. */
+function keepState(dir: string, state: ContainerState): void {
+  writeState(state);
+  writeText(`${dir}/kept`, "");
 }
 
 /**

@@ -73,7 +73,9 @@ export function removeStaleStateDirs(root = stateRoot()): void {
     if (name === "network") continue; // the bridge network's leases and lock, not a container
     const dir = `${root}/${name}`;
     const creator = /^\.[^/]+\.(\d+)$/.exec(name)?.[1];
-    if (creator ? processStartTime(Number(creator)) === null : !lexists(`${dir}/oci`) && !ownerAlive(dir)) removeTree(dir);
+    // Kept: created by `minic create`, or a detached run that ended: they wait for delete or rm.
+    const kept = lexists(`${dir}/oci`) || lexists(`${dir}/kept`);
+    if (creator ? processStartTime(Number(creator)) === null : !kept && !ownerAlive(dir)) removeTree(dir);
   }
 }
 

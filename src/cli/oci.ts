@@ -113,9 +113,13 @@ export const list = verb(
 
 export const ps = verb(
   "ps",
-  "List the processes of a container: PID and command, as the host sees them.",
-  { format: { type: "enum", alias: "f", options: ["table", "json"], description: "table (default) or json (the pids)" } },
-  ({ flags, rest }) => {
+  "With an id, list the processes of that container (PID, command); without one, list containers as docker ps does.",
+  {
+    format: { type: "enum", alias: "f", options: ["table", "json"], description: "table (default) or json" },
+    all: { type: "boolean", alias: "a", description: "Without an id: also the stopped containers" },
+  },
+  async ({ flags, rest }) => {
+    if (rest.length === 0) return (await import("./docker.ts")).containerTable({ flags });
     const s = readState(theId(rest, "ps"));
     if (s.status === "stopped") throw new Error(`container "${s.id}" is stopped`);
     const pids = s.cgroupPath ? ContainerCgroup.open(detectLayout(), s.cgroupPath).pids() : [s.pid];

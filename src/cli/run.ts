@@ -1,5 +1,6 @@
 // `minic run [FLAGS] COMMAND [ARG...]`: flags become an OCI spec, the spec becomes a container.
-import { isDirectory, lexists, readText, resolvePath as resolve } from "../libc/fs.ts";
+import { isDirectory, lexists, readText, readTextIfExists, resolvePath as resolve } from "../libc/fs.ts";
+import { stateRoot } from "../state.ts";
 import type { ArgsDef } from "citty";
 import type { Mount, NamespaceType, Spec } from "../spec/types.ts";
 import { defaultSpec } from "../spec/defaults.ts";
@@ -59,6 +60,8 @@ const args = {
   ...resourceFlags,
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "Parent cgroup (absolute, or relative to minic's own); default /minic" },
   stats: { type: "boolean", description: "At exit, print the peak memory, CPU time and peak number of processes (also with -v)" },
+  detach: { type: "boolean", alias: "d", description: "Run in the background: print the id and exit; a monitor keeps the output (minic logs) and exit status" },
+  rm: { type: "boolean", description: "Remove the container's state when it ends (always so in the foreground)" },
   trace: { type: "boolean", description: "Print each syscall of the flow on stderr as it happens, with its arguments, result and time" },
   "dry-run": { type: "boolean", description: "Print the prepared setup steps in order, and run nothing" },
   command: { type: "positional", description: "The command to run, then its arguments" },
@@ -83,7 +86,10 @@ export const run: Verb = {
       return 0;
     }
     const timeout = Number(process.env.MINIC_SETUP_TIMEOUT_MS) || undefined;
+    const monitor = input.flags.detach && process.env.MINIC_MONITOR === "1";
+    if (input.flags.detach && !monitor) return startMonitor(spec.annotations!["org.minic.id"]!);
     return runContainer(spec, {
+      monitor: monitor ? { remove: !!input.flags.rm } : undefined,
       trace: input.flags.trace ? traceLine : undefined,
       setupTimeoutMs: timeout,
       init: input.flags.init,
@@ -92,6 +98,34 @@ export const run: Verb = {
     });
   },
 };
+
+/**
+ * `run -d`: start this same command line again as a monitor, in a session of its own, and return
+ * once its container runs. The monitor (a foreground `minic run` whose output goes to the log
+ * file) reaps the container and records its exit status, as conmon does for podman.
+ */
+async function startMonitor(id: string): Promise<number> {
+  const argv = process.argv.slice(1);
+  const at = argv.indexOf("run");
+  argv.splice(at + 1, 0, `--name=${id}`); // the monitor must use this id, not draw a new one
+  const monitor = Bun.spawn([process.execPath, ...process.execArgv, ...argv], {
+    env: { ...process.env, MINIC_MONITOR: "1" }, stdin: "ignore", stdout: "ignore", stderr: "pipe", detached: true,
+  });
+  const stateFile = `${stateRoot()}/${id}/state.json`;
+  for (;;) {
+    if (monitor.exitCode !== null) {
+      // It failed before its container ran: its stderr says why (after that, its output goes to the log).
+      process.stderr.write(await new Response(monitor.stderr).text());
+      return monitor.exitCode;
+    }
+    const text = readTextIfExists(stateFile);
+    if (text && JSON.parse(text).status !== "creating") break;
+    await Bun.sleep(10);
+  }
+  monitor.unref();
+  console.log(id);
+  return 0;
+}
 
 /** Build the container's spec from `run`'s flags and the command line. */
 export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" | "all" | "rest">): Spec {

@@ -2,7 +2,7 @@
 // Names are kept as in C so that `man 2 mount` and this file read alike.
 
 export const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CLOEXEC = 0o2000000, O_NONBLOCK = 0o4000;
-export const O_NOCTTY = 0o400, O_DIRECTORY = 0o200000, O_PATH = 0o10000000, O_CREAT = 0o100;
+export const O_NOCTTY = 0o400, O_DIRECTORY = 0o200000, O_PATH = 0o10000000, O_CREAT = 0o100, O_APPEND = 0o2000;
 export const S_IFCHR = 0o20000, S_IFBLK = 0o60000;
 
 export const WNOHANG = 1;

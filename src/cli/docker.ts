@@ -1,0 +1,123 @@
+// The docker-like verbs, on the same state as the OCI ones: logs, stop, rm, and `ps` with no id
+// (the container table). `run -d` starts a monitor: a `minic run` of its own, in its own session,
+// that reaps the container, writes its output to a log file and records its exit status.
+import type { Verb, VerbInput } from "./verb.ts";
+import { UsageError } from "./argv.ts";
+import { printTable } from "./oci.ts";
+import { libc } from "../libc/ffi.ts";
+import { readTextIfExists, removeTree } from "../libc/fs.ts";
+import { SIGKILL, SIGTERM } from "../libc/constants.ts";
+import { listStates, readState, stateDir, type ContainerState } from "../state.ts";
+
+function oneId(rest: string[], verb: string): string {
+  if (rest.length !== 1) throw new UsageError(`${verb} needs one container id`, `usage: minic ${verb} [FLAGS] ID`);
+  return rest[0]!;
+}
+
+export const logs: Verb = {
+  command: {
+    meta: { name: "logs", description: "Print the output of a container started with `run -d`." },
+    args: {
+      follow: { type: "boolean", alias: "f", description: "Keep printing new output until the container stops" },
+      id: { type: "positional", description: "The container id" },
+    },
+  },
+  async main({ flags, rest }) {
+    const id = oneId(rest, "logs");
+    const file = `${stateDir(id)}/container.log`;
+    readState(id); // a clear error for an unknown id
+    let printed = 0;
+    for (;;) {
+      const text = readTextIfExists(file) ?? "";
+      if (text.length > printed) {
+        process.stdout.write(text.slice(printed));
+        printed = text.length;
+      }
+      if (!flags.follow || readState(id).status === "stopped") break;
+      await Bun.sleep(100);
+    }
+    return 0;
+  },
+};
+
+/** SIGTERM, then SIGKILL after the grace period: what `docker stop` does. */
+export async function stopContainer(id: string, seconds: number): Promise<void> {
+  const state = readState(id);
+  if (state.status === "stopped") return;
+  libc.kill(state.pid, SIGTERM);
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline && readState(id).status !== "stopped") await Bun.sleep(50);
+  if (readState(id).status !== "stopped") libc.kill(state.pid, SIGKILL);
+  for (let i = 0; i < 100 && readState(id).status !== "stopped"; i++) await Bun.sleep(50);
+}
+
+export const stop: Verb = {
+  command: {
+    meta: { name: "stop", description: "Stop a container: SIGTERM, then SIGKILL after a grace period." },
+    args: {
+      time: { type: "string", alias: "t", valueHint: "SECONDS", description: "Grace period before SIGKILL (default 10)" },
+      id: { type: "positional", description: "The container id" },
+    },
+  },
+  async main({ flags, rest }) {
+    const seconds = flags.time === undefined ? 10 : Number(flags.time);
+    if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError(`--time "${flags.time}" is not a number of seconds`);
+    await stopContainer(oneId(rest, "stop"), seconds);
+    return 0;
+  },
+};
+
+export const rm: Verb = {
+  command: {
+    meta: { name: "rm", description: "Remove a stopped container started with `run -d` (its state and log)." },
+    args: {
+      force: { type: "boolean", alias: "f", description: "Kill it first if it is running" },
+      id: { type: "positional", description: "The container id" },
+    },
+  },
+  async main({ flags, rest }) {
+    const id = oneId(rest, "rm");
+    const state = readState(id);
+    if (state.status !== "stopped") {
+      if (!flags.force) throw new Error(`cannot remove container "${id}": it is ${state.status} (stop it first, or use -f)`);
+      await stopContainer(id, 0);
+    }
+    // Its monitor removes the cgroup and network when the container ends; what is left is state.
+    for (let i = 0; i < 100 && readTextIfExists(`${stateDir(id)}/agent`) !== null && agentAlive(id); i++) await Bun.sleep(50);
+    removeTree(stateDir(id));
+    return 0;
+  },
+};
+
+function agentAlive(id: string): boolean {
+  const [pid] = (readTextIfExists(`${stateDir(id)}/agent`) ?? "").split(" ");
+  return !!pid && readTextIfExists(`/proc/${pid}/stat`) !== null;
+}
+
+function ago(iso: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return s < 60 ? `${s} seconds` : s < 3600 ? `${Math.round(s / 60)} minutes` : `${Math.round(s / 3600)} hours`;
+}
+
+function statusText(s: ContainerState): string {
+  if (s.status === "stopped") return s.exitCode === undefined ? "Exited" : `Exited (${s.exitCode})`;
+  if (s.status === "running") return `Up ${ago(s.created)}`;
+  return s.status[0]!.toUpperCase() + s.status.slice(1);
+}
+
+/** `minic ps` with no id: the container table. */
+export function containerTable({ flags }: Pick<VerbInput, "flags">): number {
+  const states = listStates().filter((s) => flags.all || s.status !== "stopped");
+  if (flags.format === "json") {
+    console.log(JSON.stringify(states.map((s) => ({
+      id: s.id, name: s.annotations?.["org.minic.name"] ?? s.id, command: s.command ?? [], status: s.status,
+      exitCode: s.exitCode ?? null, created: s.created, pid: s.pid,
+    }))));
+    return 0;
+  }
+  printTable([
+    ["CONTAINER ID", "NAME", "COMMAND", "STATUS", "CREATED"],
+    ...states.map((s) => [s.id.slice(0, 12), s.annotations?.["org.minic.name"] ?? s.id, JSON.stringify((s.command ?? []).join(" ")), statusText(s), `${ago(s.created)} ago`]),
+  ]);
+  return 0;
+}
