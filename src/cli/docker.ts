@@ -33,12 +33,21 @@ export const logs: Verb = {
         process.stdout.write(text.slice(printed));
         printed = text.length;
       }
-      if (!flags.follow || readState(id).status === "stopped") break;
+      if (!flags.follow || statusOf(id) === "stopped") break;
       await Bun.sleep(100);
     }
     return 0;
   },
 };
+
+/** The status, counting a container whose state is gone (removed by its monitor, --rm) as stopped. */
+function statusOf(id: string): string {
+  try {
+    return readState(id).status;
+  } catch {
+    return "stopped";
+  }
+}
 
 /** SIGTERM, then SIGKILL after the grace period: what `docker stop` does. */
 export async function stopContainer(id: string, seconds: number): Promise<void> {
@@ -46,9 +55,9 @@ export async function stopContainer(id: string, seconds: number): Promise<void> 
   if (state.status === "stopped") return;
   libc.kill(state.pid, SIGTERM);
   const deadline = Date.now() + seconds * 1000;
-  while (Date.now() < deadline && readState(id).status !== "stopped") await Bun.sleep(50);
-  if (readState(id).status !== "stopped") libc.kill(state.pid, SIGKILL);
-  for (let i = 0; i < 100 && readState(id).status !== "stopped"; i++) await Bun.sleep(50);
+  while (Date.now() < deadline && statusOf(id) !== "stopped") await Bun.sleep(50);
+  if (statusOf(id) !== "stopped") libc.kill(state.pid, SIGKILL);
+  for (let i = 0; i < 100 && statusOf(id) !== "stopped"; i++) await Bun.sleep(50);
 }
 
 export const stop: Verb = {
