@@ -36,6 +36,7 @@ export async function initMain(argv: string[]): Promise<number> {
   const main = launched.pid;
   const status = new Int32Array(1);
   return new Promise((resolve) => {
+    const keepAlive = setInterval(() => {}, 3_600_000); // see waitForExit in agent.ts: no busy event loop
     const reapAll = () => {
       // Reap everything that has ended: the command, and any orphan re-parented to PID 1.
       for (;;) {
@@ -43,6 +44,7 @@ export async function initMain(argv: string[]): Promise<number> {
         if (pid <= 0) return;
         if (pid === main) {
           process.off("SIGCHLD", reapAll);
+          clearInterval(keepAlive);
           relay.stop();
           resolve(exitCodeFor(decodeWaitStatus(status[0]!)));
           return;

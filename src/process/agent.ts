@@ -230,6 +230,9 @@ export function waitForExit(launched: Launched, trace?: (line: string) => void):
   const pending = new Set(launched.children);
   let result: WaitStatus | null = null;
   return new Promise((resolve) => {
+    // Bun 1.4.5's event loop spins at 100% CPU when only a signal listener keeps it alive (measured:
+    // one CPU second per second of waiting). An idle timer makes it block in epoll_wait instead.
+    const keepAlive = setInterval(() => {}, 3_600_000);
     const reap = () => {
       for (const pid of pending) {
         if (libc.waitpid(pid, ptr(statusBuf), WNOHANG) !== pid) continue;
@@ -238,6 +241,7 @@ export function waitForExit(launched: Launched, trace?: (line: string) => void):
       }
       if (pending.size > 0 || !result) return;
       process.off("SIGCHLD", reap);
+      clearInterval(keepAlive);
       trace?.(`[agent] waitpid(${launched.pid}) = ${describeWaitStatus(result)} (${ms(Bun.nanoseconds() - t0)})`);
       resolve(result);
     };
