@@ -204,7 +204,9 @@ for (const [mode, modeFlags] of MODES) {
       const steps = r.stdout.split("\n").filter((l) => /^\s*\d+\. /.test(l));
       const calls = steps.map((l) => l.trim().match(/^\d+\. ([\w+]+)\(/)?.[1]);
       expect(calls[0]).toBe("prctl");
-      expect(calls.slice(-3)).toEqual(["close_range", "sigaction+sigprocmask", "execve"]);
+      expect(calls.at(-1)).toBe("execve");
+      expect(calls.indexOf("close_range")).toBeGreaterThan(0);
+      expect(calls.indexOf("sigaction+sigprocmask")).toBeGreaterThan(calls.indexOf("close_range"));
       expect(steps.at(-1)).toContain(`["touch", ${JSON.stringify(marker)}]`);
       expect(steps.at(-1)).toMatch(/"\/[^"]*\/touch"/);
       // The same command without --dry-run does create the file: the check above can fail.

@@ -91,8 +91,11 @@ describe("fork safety", () => {
     churn.stop();
     times.sort((a, b) => a - b);
     const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!.toFixed(2);
+    // JSC's concurrent JIT threads can hold a lock at fork time (minic's bin/minic and `npm test`
+    // turn them off); say which way this process runs, since the result depends on it.
+    const jit = process.env.BUN_JSC_useConcurrentJIT === "0" ? "serial JIT" : "concurrent JIT";
     console.log(
-      `stress: ${FORKS} launches, ${hangs.length} hangs, ${crashes.length} crashes; ` +
+      `stress (${jit}): ${FORKS} launches, ${hangs.length} hangs, ${crashes.length} crashes; ` +
         `launch+wait median ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms; ${churn.allocations} churn batches`,
     );
     expect(hangs).toEqual([]);

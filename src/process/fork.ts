@@ -13,6 +13,18 @@ import { readText } from "../libc/fs.ts";
 import { MADV_DOFORK, SIG_SETMASK } from "../libc/constants.ts";
 
 let jitInheritable = false;
+let jitWarned = false;
+
+/**
+ * 3. With JavaScriptCore compiling on background threads, a fork can copy a JIT lock held by one of
+ *    them, and the child then waits on it forever (~1 fork in 150 here). bin/minic and `npm test`
+ *    set BUN_JSC_useConcurrentJIT=0; a process that did not gets one warning on stderr.
+ */
+function warnIfConcurrentJit(): void {
+  if (jitWarned || process.env.BUN_JSC_useConcurrentJIT === "0") return;
+  jitWarned = true;
+  process.stderr.write("minic: warning: forking with the concurrent JIT on can hang a child; start Bun with BUN_JSC_useConcurrentJIT=0\n");
+}
 
 /**
  * The anonymous mappings of a /proc/PID/maps text, as [start, end) pairs. The region JSC marks
@@ -51,6 +63,7 @@ const savedMask = new BigUint64Array(16);
  */
 export function safeFork(): number {
   makeJitInheritable();
+  warnIfConcurrentJit();
   libc.sigprocmask(SIG_SETMASK, ptr(allSignals), ptr(savedMask));
   edenGC(); // nothing may allocate between this collection and the fork
   const pid = libc.fork();
