@@ -134,6 +134,7 @@ function deleteIfLeft(runtime: "crun" | "runc") {
 // The first row is the reference for the "x minic run" column, ROOTFS_ROW for "x minic --rootfs", C_ROW for "x C".
 const C_ROW = "C fork+execv+waitpid";
 const ROOTFS_ROW = "minic run --rootfs R /bin/true";
+const LIMITS_ROW = "minic run --rootfs R -m 64m --cpus 1 --pids-limit 100 /bin/true";
 const CRUN_ROW = "crun run --bundle B (+ unshare --mount + sh wrapper)";
 const CRUN_WRAP_ROW = "  crun's wrapper alone: unshare --mount + sh umount -l";
 const rows: Row[] = [
@@ -149,6 +150,12 @@ const rows: Row[] = [
   { name: "bun src/cli.ts run /bin/true", argv: [BUN, `${ROOT}/src/cli.ts`, "run", "/bin/true"] },
   // ---- containers on the busybox rootfs R (issue 3) ----
   { name: ROOTFS_ROW, argv: [MINIC, "run", "--rootfs", R, "/bin/true"], needsRoot: true, available: haveRootfs },
+  // What resource limits cost (issue 4): the same run with a memory, CPU and pids limit written into its cgroups.
+  {
+    name: LIMITS_ROW,
+    argv: [MINIC, "run", "--rootfs", R, "-m", "64m", "--cpus", "1", "--pids-limit", "100", "/bin/true"],
+    needsRoot: true, available: haveRootfs,
+  },
   // What the namespaces cost: the same run with only the mount namespace new.
   {
     name: "minic run --rootfs R, all host but mount ns",
@@ -343,6 +350,7 @@ const find = (name: string) => active.find((r) => r.row.name === name);
 const minicMs = median(find(rows[0]!.name)?.ms ?? []);
 const cMs = median(find(C_ROW)?.ms ?? []);
 const rootfsMs = median(find(ROOTFS_ROW)?.ms ?? []);
+const limitsMs = median(find(LIMITS_ROW)?.ms ?? []);
 const table = active.map(({ row, ms, rssKiB, failures }) => ({
   name: row.name,
   "median ms": num(median(ms)),
@@ -388,6 +396,12 @@ console.log(`  minic run --rootfs R true <= crun run: ${num(rootfsMs)} <= ${num(
   `(crun row ${num(crunRowMs)} ms minus its wrapper alone ${num(crunWrapMs)} ms): ` +
   (Number.isFinite(rootfsMs + crunMs)
     ? `${verdict(rootfsMs <= crunMs)}; against the crun row with the wrapper: ${verdict(rootfsMs <= crunRowMs)}`
+    : "unknown (row skipped)"));
+// Issue 4: what limits add to a container's start. The plain row has a cgroup too (memory, cpuacct and pids, for
+// accounting); the limits row also makes the cpu one and writes the limit files.
+console.log(`\nlimits: extra start cost of -m 64m --cpus 1 --pids-limit 100 over the plain rootfs row: ` +
+  (Number.isFinite(limitsMs + rootfsMs)
+    ? `${num(limitsMs - rootfsMs)} ms (medians ${num(limitsMs)} - ${num(rootfsMs)} ms, x${num(limitsMs / rootfsMs)})`
     : "unknown (row skipped)"));
 
 // ---- leaks ----

@@ -34,6 +34,7 @@ const verbs: Record<string, { description: string; load: () => Promise<Verb> }> 
   create: { description: "Create a container from a bundle, held before exec", load: () => import("./cli/oci.ts").then((m) => m.create) },
   start: { description: "Start a created container", load: () => import("./cli/oci.ts").then((m) => m.start) },
   state: { description: "Print a container's state as JSON", load: () => import("./cli/oci.ts").then((m) => m.state) },
+  exec: { description: "Run a command in a running container", load: () => import("./cli/exec.ts").then((m) => m.exec) },
   kill: { description: "Send a signal to a container", load: () => import("./cli/oci.ts").then((m) => m.kill) },
   delete: { description: "Delete a container", load: () => import("./cli/oci.ts").then((m) => m.del) },
   pause: { description: "Freeze a container's processes", load: () => import("./cli/oci.ts").then((m) => m.pause) },

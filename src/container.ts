@@ -1,6 +1,6 @@
 // Running one container in the foreground: prepare its state directory, compile the plan, launch
 // it, wait, and clean up whatever happened.
-import { readTextIfExists, removeTree, writeText } from "./libc/fs.ts";
+import { mkdirp, readTextIfExists, removeTree, writeText } from "./libc/fs.ts";
 import { createStateDir, isLiveContainer, processStartTime, writeState, type ContainerState } from "./state.ts";
 import { OCI_VERSION } from "./spec/types.ts";
 import { CStr } from "./libc/cstr.ts";
@@ -31,6 +31,8 @@ export interface RunOptions {
    * (with the exit code) after the container ends, for `logs`, `ps -a` and `rm`; unless `remove`.
    */
   monitor?: { remove: boolean };
+  /** -i: with process.terminal (-t), forward minic's stdin to the container's terminal. */
+  interactive?: boolean;
 }
 
 /** 12 random hex digits, like a short docker id. */
@@ -88,8 +90,12 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
   const relay = new SignalRelay({ trace: options.trace, onSignal: (name) => escalation.onSignal(name) }).start();
   let cgroup: ContainerCgroup | undefined;
   let network: { cleanup(): Promise<void> } | undefined;
+  let terminal: import("./terminal/console.ts").ForegroundConsole | undefined;
   try {
     const context: PlanContext = { init: options.init };
+    if (spec.process?.terminal) {
+      terminal = (await import("./terminal/console.ts")).ForegroundConsole.prepare(spec, context, { interactive: options.interactive });
+    }
     cgroup = createCgroup(spec, id, options);
     if (cgroup) context.beforeNamespaces = [(pid) => cgroup!.join(pid)];
     if (spec.annotations?.["org.minic.network"] === "bridge") {
@@ -102,11 +108,13 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
     const steps = compilePlan(spec, context);
     const launched = await launch(steps, { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs }, relay);
     escalation.pid = launched.pid;
+    terminal?.attach(); // the pty's master: relayed to and from minic's own stdio
     // What `minic state`, `list`, `ps`, `kill` and `exec` read: the running container and its spec.
     writeText(`${dir}/config.json`, JSON.stringify(spec));
     Object.assign(state, { status: "running", pid: launched.pid, pidStart: processStartTime(launched.pid), cgroupPath: cgroup?.path });
     writeState(state);
     const status = await waitForExit(launched, options.trace);
+    await terminal?.finish(); // the rest of the container's output
     if (cgroup) reportCgroup(cgroup, status, options);
     return (exitCode = escalation.exitCode ?? exitCodeFor(status));
   } catch (error) {
@@ -114,11 +122,13 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
     log.error(error.step.kind === "exec" ? execFailureMessage(spec.process!.args[0]!, error.errno) : error.message);
     return (exitCode = error.exitCode);
   } finally {
+    terminal?.close(); // restores the user's terminal
     escalation.stop();
     relay.stop();
     await network?.cleanup().catch((error: Error) => log.warn(`could not remove the container's network: ${error.message}`));
     try {
       cgroup?.destroy({ kill: true }); // the PID namespace's processes are gone; with --pid host, some may not be
+      if (cgroup) releaseCgroup(id);
     } catch (error) {
       log.warn(`could not remove the container's cgroup: ${(error as Error).message}`);
     }
@@ -181,11 +191,35 @@ export function createCgroup(spec: Spec, id: string, options: Pick<RunOptions, "
     return undefined;
   }
   const layout = detectLayout();
-  ContainerCgroup.removeStale(layout, isLiveContainer);
+  ContainerCgroup.removeStale(layout, (other) => cgroupOwnerAlive(other) || isLiveContainer(other));
+  claimCgroup(id);
   const source = spec.annotations?.["org.minic.bundle"] ? "spec" : "flags";
   const cgroup = ContainerCgroup.create(layout, spec.linux?.cgroupsPath, resources, { id, source });
   for (const warning of cgroup.warnings) log.warn(warning);
   return cgroup;
+}
+
+/**
+ * Who owns /minic/ID: a file per container in one place for every minic, whatever its --root
+ * (podman's and containerd's differ), naming the process that set the cgroup up. An empty cgroup
+ * whose owner is gone is stale; one whose owner lives is a container in the middle of its setup.
+ */
+const CGROUP_OWNERS = "/run/minic-cgroups";
+
+function claimCgroup(id: string): void {
+  mkdirp(CGROUP_OWNERS, 0o700);
+  writeText(`${CGROUP_OWNERS}/${id}`, `${process.pid} ${processStartTime(process.pid)}\n`);
+}
+
+export function releaseCgroup(id: string): void {
+  removeTree(`${CGROUP_OWNERS}/${id}`);
+}
+
+function cgroupOwnerAlive(id: string): boolean {
+  const [pid, start] = (readTextIfExists(`${CGROUP_OWNERS}/${id}`) ?? "").trim().split(" ");
+  const alive = !!pid && processStartTime(Number(pid)) === start;
+  if (!alive) removeTree(`${CGROUP_OWNERS}/${id}`);
+  return alive;
 }
 
 /** An OOM kill, said by name; and --stats. */

@@ -17,7 +17,7 @@ import { O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, POLLIN, SIGKILL, SIGNALS } fro
 import { compilePlan, type PlanContext } from "./plan.ts";
 import { launch, SetupError } from "./process/agent.ts";
 import { execFailureMessage } from "./process/status.ts";
-import { createCgroup, writeEtcFiles } from "./container.ts";
+import { createCgroup, releaseCgroup, writeEtcFiles } from "./container.ts";
 import { ContainerCgroup } from "./cgroups/cgroup.ts";
 import { detectLayout } from "./cgroups/layout.ts";
 import { runHooks } from "./hooks.ts";
@@ -50,6 +50,7 @@ export async function createContainer(spec: Spec, id: string, options: CreateOpt
     created: new Date().toISOString(), command: spec.process?.args,
   };
   let cgroup: ContainerCgroup | undefined;
+  let consoleFd = -1;
   try {
     writeState(state);
     writeText(`${dir}/config.json`, JSON.stringify(spec));
@@ -58,6 +59,10 @@ export async function createContainer(spec: Spec, id: string, options: CreateOpt
     const fifoFd = libc.open(new CStr(fifo).ptr, O_PATH | O_CLOEXEC, 0);
     if (fifoFd < 0) throw new SysError("open", errno(), fifo);
     const context: PlanContext = { hold: { fifoFd } };
+    if (options.consoleSocket) {
+      // process.terminal: the child sends the pty's master to this socket (conmon's), as runc does.
+      consoleFd = context.consoleSocket = (await import("./terminal/console.ts")).connectConsoleSocket(options.consoleSocket);
+    }
     cgroup = createCgroup(spec, id, { cgroup: true });
     if (cgroup) {
       context.beforeNamespaces = [(pid) => cgroup!.join(pid)];
@@ -75,12 +80,15 @@ export async function createContainer(spec: Spec, id: string, options: CreateOpt
     ];
     const launched = await launch(compilePlan(spec, context), { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs });
     libc.close(fifoFd);
+    if (consoleFd >= 0) libc.close(consoleFd); // the master is on its way: the child sent it before holding
+    consoleFd = -1;
     for (const child of launched.children) if (child !== launched.pid) libc.waitpid(child, null, 0);
     Object.assign(state, { status: "created", pid: launched.pid, pidStart: processStartTime(launched.pid) });
     writeState(state);
     if (options.pidFile) writeText(options.pidFile, String(launched.pid));
     return state;
   } catch (error) {
+    if (consoleFd >= 0) libc.close(consoleFd);
     try {
       cgroup?.destroy({ kill: true });
     } catch {}
@@ -150,6 +158,7 @@ export async function deleteContainer(id: string, force = false): Promise<void> 
     for (let i = 0; i < 200 && readState(id).status !== "stopped"; i++) await Bun.sleep(10);
   }
   if (state.cgroupPath) ContainerCgroup.open(detectLayout(), state.cgroupPath).destroy({ kill: true });
+  releaseCgroup(id);
   let spec: Spec | undefined;
   try {
     spec = readSpec(id);

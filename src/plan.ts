@@ -32,6 +32,7 @@ import {
 } from "./security/hardening.ts";
 import { EACCES, EPERM } from "./libc/errno.ts";
 import { compileSeccomp, seccompStep, type LinuxSeccomp } from "./security/seccomp.ts";
+import { terminalSteps } from "./terminal/pty.ts";
 
 /** The value of `name` in a KEY=VALUE list, as getenv would find it. */
 export function envValue(env: readonly string[], name: string): string | undefined {
@@ -55,6 +56,11 @@ export interface PlanContext {
    * The container then outlives the agent, so no parent-death signal is set.
    */
   hold?: { fifoFd: number };
+  /**
+   * process.terminal: the console socket (connected before the fork, inherited by the child) that
+   * the pty's master is sent to (src/terminal/pty.ts).
+   */
+  consoleSocket?: number;
   /** The agent's work once the namespaces exist (before the second fork): network setup. */
   afterNamespaces?: Array<(pid: number) => void | Promise<void>>;
 }
@@ -71,7 +77,8 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
     if (!orphanable) steps.push(parentDeathSignal()); // not inherited across fork
   }
   const hardened = proc.capabilities !== undefined; // a spec without capabilities is the seed's bare flow
-  if (hardened) steps.push(newSessionStep()); // no controlling terminal to inject keystrokes into
+  // no controlling terminal to inject keystrokes into (with process.terminal, the terminal steps make the session)
+  if (hardened && !proc.terminal) steps.push(newSessionStep());
   if (proc.oomScoreAdj !== undefined) {
     steps.push({ ...oomScoreAdjStep(proc.oomScoreAdj), hints: { [EACCES]: "lowering oom_score_adj below 0 needs CAP_SYS_RESOURCE, which minic's own process lacks here" } });
   }
@@ -79,6 +86,10 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
     steps.push(...filesystemSteps(spec, ns, context));
     for (const path of spec.linux?.maskedPaths ?? []) steps.push(maskPathStep(path));
     for (const path of spec.linux?.readonlyPaths ?? []) steps.push(...readonlyPathSteps(path));
+  }
+  // After pivot_root, so the pty comes from the container's own devpts (/dev/pts/0 inside).
+  if (proc.terminal) {
+    steps.push(...terminalSteps({ socketFd: context.consoleSocket ?? -1, consoleSize: proc.consoleSize, uid: proc.user.uid }));
   }
   if (ns.create.has("uts") && spec.hostname) steps.push(sethostnameStep(spec.hostname));
   if (ns.create.has("uts") && spec.domainname) steps.push(sethostnameStep(spec.domainname, true));
@@ -91,6 +102,8 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   const seccomp = spec.linux?.seccomp ? seccompFilterStep(spec.linux.seccomp) : undefined;
   if (seccomp && !proc.noNewPrivileges) steps.push(seccomp);
   steps.push(...privilegeSteps(spec));
+  // prctl(2): a change of effective uid or gid clears the parent-death signal; set it again.
+  if (!orphanable && (proc.user.uid !== 0 || proc.user.gid !== 0)) steps.push(parentDeathSignal());
   steps.push(umaskStep(proc.user.umask ?? 0o022));
   steps.push(closeInheritedFds()); // the container gets stdin, stdout, stderr and nothing of the runtime's
   steps.push(resetSignals()); // last before exec: what the runtime ignored or blocked must not reach the command so
@@ -111,7 +124,7 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
  * ambient set, no_new_privs. The user switch comes between the bounding drop (which needs
  * CAP_SETPCAP) and capset (which, for a non-root user, needs the permitted set kept across it).
  */
-function privilegeSteps(spec: Spec): Step[] {
+export function privilegeSteps(spec: Spec): Step[] {
   const proc = spec.process!;
   const identity = identitySteps(proc.user, { setgroupsAllowed: !setgroupsDenied(spec) });
   const caps = proc.capabilities;

@@ -61,9 +61,9 @@ export function createStateDir(id: string, { owned = true } = {}): string {
   return dir;
 }
 
-/** Whether container `id` has a state directory whose agent is alive. */
+/** Whether container `id` has a state directory whose agent is alive, or that `create` made. */
 export function isLiveContainer(id: string, root = stateRoot()): boolean {
-  return ownerAlive(`${root}/${id}`);
+  return ownerAlive(`${root}/${id}`) || lexists(`${root}/${id}/oci`);
 }
 
 /** Remove the directories whose agent is gone (a temporary one only once its creator is gone too). */

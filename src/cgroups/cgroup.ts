@@ -276,3 +276,4 @@ export class ContainerCgroup {
     return removed;
   }
 }
+

@@ -9,9 +9,14 @@ import { ResourceError, type Controller } from "./resources.ts";
 const ENOTEMPTY = 39;
 const errnoOf = (error: unknown) => (error instanceof SysError ? error.errno : 0);
 
-/** This cgroup's member processes (none if the directory is gone). */
+/** This cgroup's member processes (none if the directory is gone, or going: ENODEV on v1). */
 export function procs(dir: string): number[] {
-  return (readTextIfExists(`${dir}/cgroup.procs`) ?? "").split(/\s+/).filter(Boolean).map(Number);
+  try {
+    return (readTextIfExists(`${dir}/cgroup.procs`) ?? "").split(/\s+/).filter(Boolean).map(Number);
+  } catch (error) {
+    if (errnoOf(error) === 19 /* ENODEV */) return [];
+    throw error;
+  }
 }
 
 /**

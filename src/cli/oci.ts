@@ -8,10 +8,10 @@ import { traceLine } from "../log.ts";
 import {
   createContainer, deleteContainer, killContainer, parseSignal, pauseContainer, publicState, startContainer,
 } from "../lifecycle.ts";
-import { listStates, readState } from "../state.ts";
+import { listStates, readState, stateDir } from "../state.ts";
 import { ContainerCgroup } from "../cgroups/cgroup.ts";
 import { detectLayout } from "../cgroups/layout.ts";
-import { readTextIfExists, resolvePath } from "../libc/fs.ts";
+import { isDirectory, readTextIfExists, resolvePath } from "../libc/fs.ts";
 
 const idArg = { id: { type: "positional", description: "The container id" } } satisfies ArgsDef;
 
@@ -39,12 +39,16 @@ export const create = verb(
     const id = theId(rest, "create");
     const bundle = resolvePath(flags.bundle ?? ".");
     const spec = readBundle(bundle);
+    if (spec.root && !isDirectory(spec.root.path)) throw new Error(`config.json: root.path ${spec.root.path} is not a directory`);
     if (spec.process?.terminal && !flags["console-socket"]) {
       throw new UsageError("config.json: process.terminal is true: create needs --console-socket to hand the terminal over");
     }
-    if (flags["console-socket"]) throw new UsageError("--console-socket: terminals for created containers are not supported yet");
+    if (flags["console-socket"] && !spec.process?.terminal) {
+      throw new UsageError("--console-socket: config.json's process.terminal is false: there is no terminal to send");
+    }
     await createContainer(spec, id, {
       bundle, pidFile: flags["pid-file"] && resolvePath(flags["pid-file"]), trace: flags.trace ? traceLine : undefined,
+      consoleSocket: flags["console-socket"] && resolvePath(flags["console-socket"]),
       setupTimeoutMs: Number(process.env.MINIC_SETUP_TIMEOUT_MS) || undefined,
     });
     return 0;
@@ -77,7 +81,11 @@ export const del = verb(
   "Delete a container: its cgroup and state. A running container needs --force.",
   { force: { type: "boolean", alias: "f", description: "Kill it first if it is still running" } },
   async ({ flags, rest }) => {
-    await deleteContainer(theId(rest, "delete"), !!flags.force);
+    const id = theId(rest, "delete");
+    // As runc: --force on a container that does not exist succeeds. podman and containerd's shim
+    // run `delete --force` to clean up after a failed create, and would report a second error.
+    if (flags.force && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id) && readTextIfExists(`${stateDir(id)}/state.json`) === null) return 0;
+    await deleteContainer(id, !!flags.force);
     return 0;
   },
 );

@@ -60,6 +60,8 @@ const args = {
   ...resourceFlags,
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "Parent cgroup (absolute, or relative to minic's own); default /minic" },
   stats: { type: "boolean", description: "At exit, print the peak memory, CPU time and peak number of processes (also with -v)" },
+  tty: { type: "boolean", alias: "t", description: "Give the container a pseudo-terminal (its stdin, stdout and stderr), relayed to minic's" },
+  interactive: { type: "boolean", alias: "i", description: "With -t, forward minic's stdin to it (a terminal goes in raw mode); without -t stdin is always passed on" },
   detach: { type: "boolean", alias: "d", description: "Run in the background: print the id and exit; a monitor keeps the output (minic logs) and exit status" },
   rm: { type: "boolean", description: "Remove the container's state when it ends (always so in the foreground)" },
   trace: { type: "boolean", description: "Print each syscall of the flow on stderr as it happens, with its arguments, result and time" },
@@ -93,6 +95,7 @@ export const run: Verb = {
       trace: input.flags.trace ? traceLine : undefined,
       setupTimeoutMs: timeout,
       init: input.flags.init,
+      interactive: input.flags.interactive,
       stats: input.flags.stats || log.level >= LOG_LEVELS.debug,
       cgroup: !input.flags["no-namespaces"] || spec.linux?.resources !== undefined,
     });
@@ -136,6 +139,9 @@ export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" |
   if (flags.bundle && rest.length > 1) throw new UsageError("with --bundle, give at most a container id: the command comes from config.json");
   if (!flags.bundle && rest.length > 0) proc.args = rest;
   if (proc.args.length === 0) throw new UsageError("run needs a command", "usage: minic run [FLAGS] COMMAND [ARG...]");
+  // -t decides, as with docker: a bundle's process.terminal is for `create --console-socket`.
+  if (flags.tty) proc.terminal = true;
+  else delete proc.terminal;
   const id = flags.name ?? (flags.bundle ? rest[0] : undefined) ?? newContainerId();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw new UsageError(`--name "${id}": use letters, digits, _ . and -`);
   if (id === "network") throw new UsageError(`--name network: the name is reserved (minic keeps its network state there)`);

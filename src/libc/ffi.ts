@@ -79,6 +79,16 @@ const { symbols } = dlopen("libc.so.6", {
   unlink: { args: ["ptr"], returns: "i32" },
   dup2: { args: ["i32", "i32"], returns: "i32" },
   renameat2: { args: ["i32", "ptr", "i32", "ptr", "u32"], returns: "i32" },
+  // terminals (src/terminal/): the console socket, SCM_RIGHTS, the pty's owner, raw mode
+  socketpair: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+  connect: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  sendmsg: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  recvmsg: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  fchown: { args: ["i32", "u32", "u32"], returns: "i32" },
+  isatty: { args: ["i32"], returns: "i32" },
+  tcgetattr: { args: ["i32", "ptr"], returns: "i32" },
+  tcsetattr: { args: ["i32", "i32", "ptr"], returns: "i32" },
+  cfmakeraw: { args: ["ptr"], returns: "void" },
 });
 
 export const libc = symbols;

@@ -5,7 +5,7 @@
 // table is refused ("not supported by minic"), never silently ignored. A few fields minic does
 // not act on yet are accepted with a light shape check and passed through untouched (marked
 // "passed through" below); later issues implement them.
-import type { Spec } from "./types.ts";
+import type { Process, Spec } from "./types.ts";
 
 /** An invalid or unsupported config.json: the message names the file, the JSON path and the problem. */
 export class SpecError extends Error {
@@ -258,4 +258,15 @@ export function validateSpec(raw: unknown, source = "config.json"): Spec {
     throw error;
   }
   return raw as Spec;
+}
+
+/** Check a runtime-spec `process` object on its own: `minic exec --process FILE`, as conmon and containerd write it. */
+export function validateProcess(raw: unknown, source = "process.json"): Process {
+  try {
+    processSchema.test(raw, "");
+  } catch (error) {
+    if (error instanceof Problem) throw new SpecError(source, error.path, error.problem);
+    throw error;
+  }
+  return raw as Process;
 }
