@@ -93,7 +93,9 @@ export async function createContainer(spec: Spec, id: string, options: CreateOpt
       cgroup?.destroy({ kill: true });
     } catch {}
     removeTree(dir);
-    if (error instanceof SetupError && error.step.kind === "exec") throw new Error(execFailureMessage(spec.process!.args[0]!, error.errno));
+    if (error instanceof SetupError && (error.step.kind === "exec" || error.step.call === "access")) {
+      throw new Error(execFailureMessage(spec.process!.args[0]!, error.errno));
+    }
     throw error;
   }
 }

@@ -15,7 +15,7 @@
 import type { Spec, IdMapping } from "./spec/types.ts";
 import type { Step } from "./process/step.ts";
 import {
-  chdirStep, closeInheritedFds, execCommand, forkAgain, holdUntilStarted, parentDeathSignal, resetSignals, syncWithAgent,
+  chdirStep, closeInheritedFds, execCommand, findCommandStep, forkAgain, holdUntilStarted, parentDeathSignal, resetSignals, syncWithAgent,
   umaskStep,
 } from "./process/steps.ts";
 import { commandCandidates, DEFAULT_PATH } from "./process/path.ts";
@@ -108,14 +108,16 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
   steps.push(closeInheritedFds()); // the container gets stdin, stdout, stderr and nothing of the runtime's
   steps.push(resetSignals()); // last before exec: what the runtime ignored or blocked must not reach the command so
   if (seccomp && proc.noNewPrivileges) steps.push(seccomp);
-  if (context.hold) steps.push(holdUntilStarted(context.hold.fifoFd));
   const env = proc.env ?? [];
-  if (context.init) {
-    steps.push(execCommand(initTarget(proc.args, env, spec.root?.path)));
-    return steps;
+  const target = context.init
+    ? initTarget(proc.args, env, spec.root?.path)
+    : { candidates: commandCandidates(proc.args[0]!, envValue(env, "PATH") ?? DEFAULT_PATH, spec.root?.path ?? "/"), argv: proc.args, env };
+  if (context.hold) {
+    // After the hold nobody hears a failure, so the command is looked for now, as runc does.
+    steps.push(findCommandStep(target.candidates));
+    steps.push(holdUntilStarted(context.hold.fifoFd));
   }
-  const candidates = commandCandidates(proc.args[0]!, envValue(env, "PATH") ?? DEFAULT_PATH, spec.root?.path ?? "/");
-  steps.push(execCommand({ candidates, argv: proc.args, env }));
+  steps.push(execCommand(target));
   return steps;
 }
 

@@ -155,3 +155,23 @@ export function holdUntilStarted(fifoFd: number): Step {
     },
   };
 }
+
+/**
+ * Check, as execvp would search, that one of the candidates is there and executable
+ * (faccessat X_OK), for `minic create`, which cannot report an exec failure after its hold.
+ */
+export function findCommandStep(candidates: string[]): Step {
+  const paths = candidates.map((c) => new CStr(c));
+  return {
+    kind: "call", call: "access", args: [qlist(candidates, 3), "X_OK"], label: "find the command", keep: [paths],
+    run: () => {
+      let sawEacces = false;
+      for (let i = 0; i < paths.length; i++) {
+        const r = viaErrno(libc.faccessat(-100 /* AT_FDCWD */, paths[i]!.ptr, 1 /* X_OK */, 0));
+        if (r === 0) return 0;
+        if (r === -EACCES) sawEacces = true;
+      }
+      return sawEacces ? -EACCES : -2 /* ENOENT */;
+    },
+  };
+}
