@@ -121,7 +121,8 @@ export async function startContainer(id: string): Promise<void> {
   }
   const spec = readSpec(id);
   writeState({ ...state, status: "running" });
-  await runHooks("poststart", spec.hooks?.poststart, { ...state, status: "running" });
+  // runtime-spec: a failing poststart hook only warns; the lifecycle goes on as if it had succeeded.
+  await runHooks("poststart", spec.hooks?.poststart, { ...state, status: "running" }, { warnOnly: true });
 }
 
 export function readSpec(id: string): Spec {
@@ -157,6 +158,8 @@ export async function deleteContainer(id: string, force = false): Promise<void> 
   }
   if (state.status !== "stopped") {
     killContainer(id, SIGKILL, true);
+    // A frozen process dies of SIGKILL only once thawed: thaw a paused container after the kill, as runc does.
+    if (state.status === "paused" && state.cgroupPath) ContainerCgroup.open(detectLayout(), state.cgroupPath).freeze(false);
     for (let i = 0; i < 200 && readState(id).status !== "stopped"; i++) await Bun.sleep(10);
   }
   if (state.cgroupPath) ContainerCgroup.open(detectLayout(), state.cgroupPath).destroy({ kill: true });

@@ -55,7 +55,8 @@ export function createStateDir(id: string, { owned = true } = {}): string {
   if (libc.renameat2(AT_FDCWD, new CStr(tmp).ptr, AT_FDCWD, new CStr(dir).ptr, RENAME_NOREPLACE) !== 0) {
     const err = errno();
     removeTree(tmp);
-    if (err === EEXIST || err === ENOTEMPTY) throw new Error(`a container named ${id} is already running (${dir}); choose another --name`);
+    // (`minic run` names containers with --name; `minic create` takes the id as its argument.)
+    if (err === EEXIST || err === ENOTEMPTY) throw new Error(`a container named ${id} already exists (${dir}); ${owned ? "choose another --name" : "choose another id"}`);
     throw new SysError("rename", err, `${tmp} to ${dir}`);
   }
   return dir;

@@ -7,7 +7,9 @@ import { printTable } from "./oci.ts";
 import { libc } from "../libc/ffi.ts";
 import { readTextIfExists, removeTree } from "../libc/fs.ts";
 import { SIGKILL, SIGTERM } from "../libc/constants.ts";
-import { listStates, readState, stateDir, type ContainerState } from "../state.ts";
+import { listStates, readState, stateDir, writeState, type ContainerState } from "../state.ts";
+import { ContainerCgroup } from "../cgroups/cgroup.ts";
+import { detectLayout } from "../cgroups/layout.ts";
 
 function oneId(rest: string[], verb: string): string {
   if (rest.length !== 1) throw new UsageError(`${verb} needs one container id`, `usage: minic ${verb} [FLAGS] ID`);
@@ -54,10 +56,17 @@ export async function stopContainer(id: string, seconds: number): Promise<void> 
   const state = readState(id);
   if (state.status === "stopped") return;
   libc.kill(state.pid, SIGTERM);
+  if (state.status === "paused" && state.cgroupPath) {
+    // A frozen process acts on no signal, SIGKILL included: thaw it, the SIGTERM pending. (State
+    // first: the monitor's final write, once the container ends, must come after this one.)
+    writeState({ ...state, status: "running" });
+    ContainerCgroup.open(detectLayout(), state.cgroupPath).freeze(false);
+  }
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline && statusOf(id) !== "stopped") await Bun.sleep(50);
   if (statusOf(id) !== "stopped") libc.kill(state.pid, SIGKILL);
   for (let i = 0; i < 100 && statusOf(id) !== "stopped"; i++) await Bun.sleep(50);
+  if (statusOf(id) !== "stopped") throw new Error(`container "${id}" did not stop: its init ${state.pid} outlived SIGKILL`);
 }
 
 export const stop: Verb = {

@@ -116,13 +116,13 @@ async function startMonitor(id: string): Promise<number> {
   });
   const stateFile = `${stateRoot()}/${id}/state.json`;
   for (;;) {
-    if (monitor.exitCode !== null) {
+    const text = readTextIfExists(stateFile);
+    if (text && JSON.parse(text).status !== "creating") break; // running, or already ended (kept)
+    if (monitor.exitCode !== null && readTextIfExists(stateFile) === null) {
       // It failed before its container ran: its stderr says why (after that, its output goes to the log).
       process.stderr.write(await new Response(monitor.stderr).text());
       return monitor.exitCode;
     }
-    const text = readTextIfExists(stateFile);
-    if (text && JSON.parse(text).status !== "creating") break;
     await Bun.sleep(10);
   }
   monitor.unref();

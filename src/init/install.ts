@@ -26,8 +26,10 @@ export function loadedLibraries(maps = readText("/proc/self/maps")): string[] {
 }
 
 /** The exec target that starts the init, which then runs `argv`. */
-export function initTarget(argv: string[], env: string[], rootfs: string | undefined): ExecTarget {
+export function initTarget(argv: string[], containerEnv: string[], rootfs: string | undefined): ExecTarget {
   const script = argv; // Bun passes everything after the script path to it untouched
+  // The init forks too: no JIT threads (see bin/minic). It takes the variable out again for the command.
+  const env = [...containerEnv, "BUN_JSC_useConcurrentJIT=0", `MINIC_INIT_KEEP_JIT_VAR=${containerEnv.some((e) => e.startsWith("BUN_JSC_useConcurrentJIT=")) ? 1 : 0}`];
   if (!rootfs) return { candidates: [process.execPath], argv: ["bun", `${SRC_DIR}/init/main.ts`, ...script], env };
   const loader = loadedLibraries().find((l) => basename(l).startsWith("ld-linux"));
   if (!loader) throw new Error("--init: cannot find the dynamic loader among Bun's mapped libraries");

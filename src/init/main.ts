@@ -17,7 +17,11 @@ import { commandCandidates, DEFAULT_PATH } from "../process/path.ts";
 import { decodeWaitStatus, execFailureMessage, exitCodeFor } from "../process/status.ts";
 
 export async function initMain(argv: string[]): Promise<number> {
-  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
+  // The command gets the container's environment, less what minic added for the init itself.
+  const keepJitVar = process.env.MINIC_INIT_KEEP_JIT_VAR === "1";
+  const env = Object.entries(process.env)
+    .filter(([k]) => k !== "MINIC_INIT_KEEP_JIT_VAR" && (keepJitVar || k !== "BUN_JSC_useConcurrentJIT"))
+    .map(([k, v]) => `${k}=${v}`);
   const relay = new SignalRelay().start();
   let launched;
   try {

@@ -89,6 +89,7 @@ const { symbols } = dlopen("libc.so.6", {
   tcgetattr: { args: ["i32", "ptr"], returns: "i32" },
   tcsetattr: { args: ["i32", "i32", "ptr"], returns: "i32" },
   cfmakeraw: { args: ["ptr"], returns: "void" },
+  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" }, // the int-argument forms (F_GETFL, F_SETFL)
 });
 
 export const libc = symbols;

@@ -10,15 +10,15 @@
 //                                         passes window-size changes on, and restores the terminal
 //                                         however it ends
 //
-// The relay uses node:fs streams on the fds, which read and write off the main thread: the event
-// loop stays free, so signals are still forwarded and SIGCHLD still reaps the container.
+// The relay never blocks the event loop (signals are still forwarded, SIGCHLD still reaps the
+// container) nor a worker thread: see ForegroundConsole.
 import { ptr } from "bun:ffi";
-import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from "node:fs";
+import { createWriteStream, type WriteStream } from "node:fs";
 import { libc, errno, SysError } from "../libc/ffi.ts";
 import { CStr } from "../libc/cstr.ts";
 import { basename, dirname } from "../libc/fs.ts";
-import { O_CLOEXEC, O_PATH, POLLIN } from "../libc/constants.ts";
-import { EINTR } from "../libc/errno.ts";
+import { O_CLOEXEC, O_NONBLOCK, O_PATH, POLLIN } from "../libc/constants.ts";
+import { EAGAIN, EINTR } from "../libc/errno.ts";
 import type { Spec } from "../spec/types.ts";
 import type { PlanContext } from "../plan.ts";
 import {
@@ -27,6 +27,7 @@ import {
 } from "./pty.ts";
 
 const TCSANOW = 0;
+const F_GETFL = 3, F_SETFL = 4;
 const SUN_PATH_MAX = 108;
 
 // ---- the console socket ----------------------------------------------------------------------------
@@ -190,22 +191,100 @@ export interface ForegroundOptions {
   interactive?: boolean;
 }
 
+/** Resolves when `sink` can take more, or will take nothing more (an error, or closed). */
+function drainOrEnd(sink: WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      sink.off("drain", done).off("error", done).off("close", done);
+      resolve();
+    };
+    sink.on("drain", done).on("error", done).on("close", done);
+  });
+}
+
 /** The user's terminal: stdin if it is one, else stdout; -1 if neither is. */
 function outerTerminal(): number {
   return isTerminal(0) ? 0 : isTerminal(1) ? 1 : -1;
 }
 
 /**
+ * Writes to a non-blocking fd (the pty master) from the main thread: what the fd does not take now
+ * (EAGAIN) is retried shortly. Nothing waits on a worker thread, so nothing can starve them.
+ */
+class NonBlockingWriter {
+  private readonly queue: Uint8Array[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private waiters: Array<() => void> = [];
+  private failed = false;
+  pending = 0;
+
+  constructor(private readonly fd: number) {}
+
+  write(chunk: Uint8Array): void {
+    if (this.failed || chunk.length === 0) return;
+    this.queue.push(chunk);
+    this.pending += chunk.length;
+    if (!this.timer) this.flush();
+  }
+
+  /** Resolves once less than `limit` bytes wait to be written (or writing failed). */
+  drained(limit = 0): Promise<void> {
+    if (this.pending <= limit || this.failed) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.failed = true;
+    this.wake();
+  }
+
+  private flush = (): void => {
+    this.timer = undefined;
+    while (this.queue.length > 0 && !this.failed) {
+      const chunk = this.queue[0]!;
+      const n = libc.write(this.fd, ptr(chunk), chunk.length);
+      if (n < 0) {
+        const code = errno();
+        if (code === EINTR) continue;
+        if (code === EAGAIN) {
+          this.timer = setTimeout(this.flush, 10);
+          return;
+        }
+        this.failed = true; // EIO: the container's side is gone; nothing left to type into
+        break;
+      }
+      this.pending -= n;
+      if (n < chunk.length) this.queue[0] = chunk.subarray(n);
+      else this.queue.shift();
+    }
+    this.wake();
+  };
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+/**
  * A container's terminal, run in the foreground: prepare() before the plan is compiled, attach()
  * once the container runs, finish() when it has exited, close() in any case (it is idempotent, and
  * also runs at process exit, so the user's terminal is restored however minic ends).
+ *
+ * No read ever blocks a thread: the master is made non-blocking and read through Bun's event loop
+ * (Bun.file(fd).stream() polls a non-blocking fd), and stdin is read the same way (Bun polls fd 0
+ * without changing its flags, which the user's shell shares). Blocking reads on Bun's small worker
+ * pool (node:fs streams) were tried first: two of them, on the master and on a quiet stdin, took
+ * every worker, and the write of the container's output to stdout then waited forever.
  */
 export class ForegroundConsole {
   private master = -1;
   private raw: RawMode | null = null;
-  private output: ReadStream | null = null;
-  private input: ReadStream | null = null;
-  private toMaster: WriteStream | null = null;
+  private output: { cancel(): Promise<void> } | null = null; // the readers of the master and of stdin
+  private input: { cancel(): Promise<void> } | null = null;
+  private toMaster: NonBlockingWriter | null = null;
   private outputDone: Promise<void> = Promise.resolve();
   private outputEnded = false;
   private closed = false;
@@ -243,42 +322,47 @@ export class ForegroundConsole {
     libc.close(this.agentEnd);
     this.agentEnd = -1;
     const master = this.master;
+    const flags = libc.fcntl(master, F_GETFL, 0);
+    if (flags < 0 || libc.fcntl(master, F_SETFL, flags | O_NONBLOCK) < 0) throw new SysError("fcntl", errno(), "(O_NONBLOCK on the terminal's master)");
 
     // master -> stdout, with backpressure; the end comes as EIO once every copy of the peer is closed.
-    const output = (this.output = createReadStream("", { fd: master, autoClose: false, highWaterMark: 64 * 1024 }));
     const sink = createWriteStream("", { fd: 1, autoClose: false });
-    sink.on("error", () => output.destroy()); // stdout went away (a closed pipe): stop copying
-    this.outputDone = new Promise<void>((resolve) => {
-      const end = () => {
-        if (this.outputEnded) return;
-        this.outputEnded = true;
-        sink.write("", () => resolve()); // after every earlier write is done
-      };
-      output.on("data", (chunk) => {
-        if (!sink.write(chunk)) {
-          output.pause();
-          sink.once("drain", () => output.resume());
+    const output = Bun.file(master).stream().getReader();
+    this.output = output;
+    sink.on("error", () => void output.cancel().catch(() => {})); // stdout went away (a closed pipe): stop copying
+    this.outputDone = (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await output.read();
+          if (done) break;
+          if (value.length > 0 && !sink.write(value)) await drainOrEnd(sink);
         }
-      });
-      output.on("end", end);
-      output.on("error", end); // EIO: the container's side is closed
-      output.on("close", end);
-    });
+      } catch {
+        // EIO: the container's side is closed; or the copy was cancelled
+      }
+      this.outputEnded = true;
+      await new Promise<void>((resolve) => sink.write("", () => resolve())); // after every earlier write
+    })();
 
     if (this.options.interactive) {
       if (isTerminal(0)) this.raw = RawMode.enter(0);
-      const toMaster = (this.toMaster = createWriteStream("", { fd: master, autoClose: false }));
-      toMaster.on("error", () => {}); // the container is gone: nothing left to type into
-      const input = (this.input = createReadStream("", { fd: 0, autoClose: false }));
-      input.on("data", (chunk) => {
-        if (!toMaster.write(chunk)) {
-          input.pause();
-          toMaster.once("drain", () => input.resume());
+      const toMaster = (this.toMaster = new NonBlockingWriter(master));
+      const input = Bun.file(0).stream().getReader();
+      this.input = input;
+      void (async () => {
+        try {
+          for (;;) {
+            const { value, done } = await input.read();
+            if (done) break;
+            toMaster.write(value);
+            await toMaster.drained(64 * 1024);
+          }
+          // End of input: a terminal has no half-close, so type the EOF character (^D), as script(1) does.
+          if (!this.closed) toMaster.write(new Uint8Array([4]));
+        } catch {
+          // stdin failed, or the copy was cancelled
         }
-      });
-      // End of input: a terminal has no half-close, so type the EOF character (^D), as script(1) does.
-      input.on("end", () => toMaster.write(Buffer.from([4])));
-      input.on("error", () => {});
+      })();
     }
     if (outerTerminal() >= 0) {
       process.on("SIGWINCH", this.onWinch);
@@ -300,11 +384,12 @@ export class ForegroundConsole {
     this.raw?.restore();
     process.off("SIGWINCH", this.onWinch);
     process.off("exit", this.onExit);
-    this.input?.destroy();
-    this.toMaster?.destroy();
-    this.output?.destroy();
+    this.toMaster?.stop();
+    void this.input?.cancel().catch(() => {});
+    if (!this.outputEnded) void this.output?.cancel().catch(() => {});
     for (const fd of [this.agentEnd, this.childEnd]) if (fd >= 0) libc.close(fd);
-    // A read may still be pending on the master if the output never ended; then it is left to exit.
+    // Bun's reader may still hold the master in its poll set until the cancel is processed: the
+    // master is closed now only if its copy has ended, else at exit.
     if (this.master >= 0 && (this.outputEnded || !this.output)) libc.close(this.master);
   }
 
