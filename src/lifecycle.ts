@@ -146,6 +146,7 @@ export function killContainer(id: string, signal: number, all = false): void {
   const state = readState(id);
   if (state.status === "stopped") throw new Error(`cannot kill container "${id}": it is stopped`);
   const pids = all && state.cgroupPath ? ContainerCgroup.open(detectLayout(), state.cgroupPath).pids() : [state.pid];
+  // (A paused container's processes get the signal when resumed, as with runc.)
   for (const pid of pids) {
     if (libc.kill(pid, signal) !== 0 && errno() !== 3 /* ESRCH: already gone */) throw new SysError("kill", errno(), `${pid}`);
   }
@@ -158,6 +159,8 @@ export async function deleteContainer(id: string, force = false): Promise<void> 
   }
   if (state.status !== "stopped") {
     killContainer(id, SIGKILL, true);
+    // A frozen process cannot die until it is thawed.
+    if (state.status === "paused" && state.cgroupPath) ContainerCgroup.open(detectLayout(), state.cgroupPath).freeze(false);
     // A frozen process dies of SIGKILL only once thawed: thaw a paused container after the kill, as runc does.
     if (state.status === "paused" && state.cgroupPath) ContainerCgroup.open(detectLayout(), state.cgroupPath).freeze(false);
     for (let i = 0; i < 200 && readState(id).status !== "stopped"; i++) await Bun.sleep(10);

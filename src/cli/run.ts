@@ -108,6 +108,7 @@ export const run: Verb = {
  * file) reaps the container and records its exit status, as conmon does for podman.
  */
 async function startMonitor(id: string): Promise<number> {
+  if (lexists(`${stateRoot()}/${id}`)) throw new Error(`a container named ${id} already exists; choose another --name (or minic rm it)`);
   const argv = process.argv.slice(1);
   const at = argv.indexOf("run");
   argv.splice(at + 1, 0, `--name=${id}`); // the monitor must use this id, not draw a new one
