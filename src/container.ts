@@ -1,6 +1,6 @@
 // Running one container in the foreground: prepare its state directory, compile the plan, launch
 // it, wait, and clean up whatever happened.
-import { mkdirp, readTextIfExists, removeTree, writeText } from "./libc/fs.ts";
+import { listDir, mkdirp, readTextIfExists, removeTree, writeText } from "./libc/fs.ts";
 import { createStateDir, isLiveContainer, processStartTime, writeState, type ContainerState } from "./state.ts";
 import { OCI_VERSION } from "./spec/types.ts";
 import { CStr } from "./libc/cstr.ts";
@@ -193,10 +193,15 @@ export function createCgroup(spec: Spec, id: string, options: Pick<RunOptions, "
   const layout = detectLayout();
   ContainerCgroup.removeStale(layout, (other) => cgroupOwnerAlive(other) || isLiveContainer(other));
   claimCgroup(id);
-  const source = spec.annotations?.["org.minic.bundle"] ? "spec" : "flags";
-  const cgroup = ContainerCgroup.create(layout, spec.linux?.cgroupsPath, resources, { id, source });
-  for (const warning of cgroup.warnings) log.warn(warning);
-  return cgroup;
+  try {
+    const source = spec.annotations?.["org.minic.bundle"] ? "spec" : "flags";
+    const cgroup = ContainerCgroup.create(layout, spec.linux?.cgroupsPath, resources, { id, source });
+    for (const warning of cgroup.warnings) log.warn(warning);
+    return cgroup;
+  } catch (error) {
+    releaseCgroup(id);
+    throw error;
+  }
 }
 
 /**
@@ -208,6 +213,7 @@ const CGROUP_OWNERS = "/run/minic-cgroups";
 
 function claimCgroup(id: string): void {
   mkdirp(CGROUP_OWNERS, 0o700);
+  for (const other of listDir(CGROUP_OWNERS)) cgroupOwnerAlive(other); // drops the entries of dead owners
   writeText(`${CGROUP_OWNERS}/${id}`, `${process.pid} ${processStartTime(process.pid)}\n`);
 }
 

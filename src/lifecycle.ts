@@ -91,6 +91,7 @@ export async function createContainer(spec: Spec, id: string, options: CreateOpt
     if (consoleFd >= 0) libc.close(consoleFd);
     try {
       cgroup?.destroy({ kill: true });
+      if (cgroup) releaseCgroup(id);
     } catch {}
     removeTree(dir);
     if (error instanceof SetupError && (error.step.kind === "exec" || error.step.call === "access")) {
@@ -160,8 +161,6 @@ export async function deleteContainer(id: string, force = false): Promise<void> 
   if (state.status !== "stopped") {
     killContainer(id, SIGKILL, true);
     // A frozen process cannot die until it is thawed.
-    if (state.status === "paused" && state.cgroupPath) ContainerCgroup.open(detectLayout(), state.cgroupPath).freeze(false);
-    // A frozen process dies of SIGKILL only once thawed: thaw a paused container after the kill, as runc does.
     if (state.status === "paused" && state.cgroupPath) ContainerCgroup.open(detectLayout(), state.cgroupPath).freeze(false);
     for (let i = 0; i < 200 && readState(id).status !== "stopped"; i++) await Bun.sleep(10);
   }
