@@ -306,6 +306,9 @@ export async function teardownBridgeNetwork(id: string, options: TeardownOptions
           }
         }
         sweep(nl, book);
+        // The last container gone: the bridge goes too, so that minic leaves no link behind
+        // (the next bridge container recreates it, in about a millisecond).
+        if (book.live().length === 0) deleteLinkIfExists(nl, BRIDGE);
       });
       step(`deleted ${vethName(id)} (if it was still there)`);
     } catch (error) {
