@@ -101,9 +101,12 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
     if (spec.annotations?.["org.minic.network"] === "bridge") {
       network = await prepareBridge(spec, id, dir, context, options);
     }
+    if (spec.annotations?.["org.minic.network"] === "slirp") network = await prepareSlirp(context);
     if (spec.root && spec.annotations?.["org.minic.etc"] !== "none") {
       const hostNetwork = !spec.linux?.namespaces?.some((n) => n.type === "network");
       context.etcFiles = writeEtcFiles(dir, spec, hostNetwork);
+      // slirp4netns answers DNS itself, at 10.0.2.3.
+      if (spec.annotations?.["org.minic.network"] === "slirp") writeText(context.etcFiles["resolv.conf"]!, "nameserver 10.0.2.3\n");
     }
     const steps = compilePlan(spec, context);
     const launched = await launch(steps, { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs }, relay);
@@ -172,6 +175,19 @@ async function prepareBridge(spec: Spec, id: string, dir: string, context: PlanC
       handle.cleanup = () => bridge.cleanup();
       // /etc/hosts is bound in later in the setup: give it the address now.
       if (context.etcFiles?.hosts) writeEtcFiles(dir, spec, false, bridge.address);
+    },
+  ];
+  return handle;
+}
+
+/** Rootless networking: slirp4netns (or pasta) joins the new network namespace while the child waits. */
+async function prepareSlirp(context: PlanContext) {
+  const { startUserModeNetwork } = await import("./network/slirp.ts");
+  const handle = { cleanup: async () => {} };
+  context.afterNamespaces = [
+    async (pid) => {
+      const net = await startUserModeNetwork(pid);
+      handle.cleanup = () => net.stop();
     },
   ];
   return handle;

@@ -1,6 +1,7 @@
 // `minic run [FLAGS] COMMAND [ARG...]`: flags become an OCI spec, the spec becomes a container.
 import { isDirectory, lexists, readText, readTextIfExists, resolvePath as resolve } from "../libc/fs.ts";
 import { stateRoot } from "../state.ts";
+import { userModeNetworkTool } from "../network/slirp.ts";
 import type { ArgsDef } from "citty";
 import type { Mount, NamespaceType, Spec } from "../spec/types.ts";
 import { defaultSpec } from "../spec/defaults.ts";
@@ -184,8 +185,14 @@ function applyNetworkFlags(spec: Spec, flags: Record<string, any>, all: Record<s
     if (publish.length || flags.ip) throw new UsageError(`-p and --ip need --network bridge (the network is ${mode})`);
     return;
   }
-  if (process.getuid!() !== 0) throw new UsageError("--network bridge needs root (unprivileged runs get --network none)");
   if (!ownNetns) throw new UsageError("--network bridge needs the container's own network namespace");
+  if (process.getuid!() !== 0) {
+    // Rootless: a user-mode network stack instead of a bridge, where one is installed.
+    if (!userModeNetworkTool()) throw new UsageError("rootless --network bridge needs slirp4netns or pasta (Debian packages slirp4netns, passt); use --network none");
+    if (publish.length || flags.ip) throw new UsageError("-p and --ip are not available rootless (slirp4netns gives outbound networking only)");
+    spec.annotations = { ...spec.annotations, "org.minic.network": "slirp" };
+    return;
+  }
   spec.annotations = {
     ...spec.annotations,
     "org.minic.network": "bridge",
