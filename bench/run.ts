@@ -181,6 +181,135 @@ const rows: Row[] = [
   { name: "runc run --bundle B", argv: runcArgv, after: deleteIfLeft("runc"), needsRoot: true, available: haveBundle("runc") },
 ];
 
+// ---- create && start (issue 7): the OCI lifecycle as engines drive it ----
+// `RT create --bundle B2 ID && RT start ID` through `sh -c` for all three runtimes (two commands need a shell;
+// crun's row runs them inside its cgroup wrapper, as the crun run row does). Timed: from spawning the sh to
+// `start` returning. Not timed (the row's `after`): waiting for the container to stop, then `RT delete ID`.
+// B2 is B without process.capabilities.ambient: `runc spec` lists ambient capabilities without inheritable
+// ones, which the kernel refuses to raise (PR_CAP_AMBIENT_RAISE needs both); runc and crun go on silently,
+// minic fails with EPERM. Without them the bundle means the same to all three runtimes.
+const OCI_BUNDLE = `${CACHE}/bundle-oci`;
+let ociBundleState: true | string | null = null;
+function haveOciBundle(tool: string): () => true | string {
+  return () => {
+    const base = haveBundle(tool === "minic" ? (Bun.which("runc") ? "runc" : "crun") : tool)();
+    if (base !== true) return base;
+    if (ociBundleState !== null) return ociBundleState;
+    rmSync(OCI_BUNDLE, { recursive: true, force: true });
+    mkdirSync(OCI_BUNDLE, { recursive: true });
+    const config = JSON.parse(readFileSync(`${BUNDLE}/config.json`, "utf8"));
+    delete config.process.capabilities?.ambient;
+    writeFileSync(`${OCI_BUNDLE}/config.json`, JSON.stringify(config, null, "\t") + "\n");
+    return (ociBundleState = true);
+  };
+}
+const CREATE_START = 'RT=$0; "$RT" create --bundle "$1" "$2" && exec "$RT" start "$2"';
+const CRUN_CREATE_START = 'umount -l /sys/fs/cgroup/unified; crun create --bundle "$1" "$2" && exec crun start "$2"';
+/** The runtime's command line for `verb ID`. */
+const ociCommand: Record<"minic" | "crun" | "runc", (verb: string[]) => string[]> = {
+  minic: (verb) => [MINIC, ...verb],
+  crun: (verb) => [...CRUN_WRAP, ...verb],
+  runc: (verb) => ["runc", ...verb],
+};
+/** After a create && start: wait (up to 2 s) for the container to stop, then `delete ID`; `delete -f` if it will not. */
+function waitThenDelete(runtime: "minic" | "crun" | "runc") {
+  return (argv: string[]) => {
+    const id = argv[argv.length - 1]!;
+    const command = ociCommand[runtime];
+    const status = () => {
+      const r = Bun.spawnSync(command(["state", id]), { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+      try {
+        return r.exitCode === 0 ? (JSON.parse(r.stdout.toString()).status as string) : "gone";
+      } catch {
+        return "unreadable";
+      }
+    };
+    let now = status();
+    for (let i = 0; i < 100 && now !== "stopped" && now !== "gone"; i++) {
+      Bun.sleepSync(20);
+      now = status();
+    }
+    if (now === "gone") return; // create failed: the probe run reports it
+    const del = Bun.spawnSync(command(now === "stopped" ? ["delete", id] : ["delete", "-f", id]), { stdio: ["ignore", "ignore", "pipe"] });
+    if (now !== "stopped") warnings.push(`${runtime} container ${id} still ${now} 2 s after start; deleted with \`delete -f\``);
+    if (del.exitCode !== 0) warnings.push(`${runtime} delete ${id} failed: ${del.stderr.toString().trim()}`);
+  };
+}
+const MINIC_CS_ROW = "minic create --bundle B2 ID && minic start ID (sh -c)";
+const CRUN_CS_ROW = "crun create && crun start (sh -c, in crun's wrapper)";
+const RUNC_CS_ROW = "runc create && runc start (sh -c)";
+rows.push(
+  {
+    name: MINIC_CS_ROW,
+    argv: () => ["sh", "-c", CREATE_START, MINIC, OCI_BUNDLE, freshId()],
+    after: waitThenDelete("minic"), needsRoot: true, available: haveOciBundle("minic"),
+  },
+  {
+    name: CRUN_CS_ROW,
+    argv: () => ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", CRUN_CREATE_START, "sh", OCI_BUNDLE, freshId()],
+    after: waitThenDelete("crun"), needsRoot: true, available: haveOciBundle("crun"),
+  },
+  {
+    name: RUNC_CS_ROW,
+    argv: () => ["sh", "-c", CREATE_START, "runc", OCI_BUNDLE, freshId()],
+    after: waitThenDelete("runc"), needsRoot: true, available: haveOciBundle("runc"),
+  },
+  // What the shell around every create && start costs, so that crun's wrapper can be taken out fairly.
+  { name: "  sh -c 'exec /bin/true' alone", argv: ["sh", "-c", "exec /bin/true"] },
+);
+
+// ---- the bridge network (issue 6): what --network bridge adds to a start, over --network none ----
+// Both rows run in a network namespace N of the bench's own, entered with nsenter(1), so that minic0, the
+// veths, the nft table and the ip_forward sysctl are made there and the machine's network is never touched;
+// and under a state root of their own (bench/.cache/net-state, through --root), so that their leases never mix
+// with /run/minic's. N is held by an `unshare --net` process reading a pipe from this script: it ends when the
+// script does, however the script ends. The nsenter row is the wrapper's cost alone (the same in both rows).
+// minic0 is made by the first (probe) run and stays, as on a real host: the rows measure the steady state,
+// where a bridge run adds a lease, a veth pair, eth0's address and route, and the nft table (made, and removed
+// again when the run ends, as it is the only container).
+const NET_ROOT = `${CACHE}/net-state`;
+const NETNS_ROW = "  nsenter --net=N /bin/true alone";
+const NET_NONE_ROW = "minic run --rootfs R --network none /bin/true";
+const NET_BRIDGE_ROW = "minic run --rootfs R --network bridge /bin/true";
+type Holder = ReturnType<typeof Bun.spawn>;
+/** Start the process that holds N; it, or why N could not be made. */
+async function startNetns(): Promise<Holder | string> {
+  if (process.getuid?.() !== 0) return "needs root";
+  for (const tool of ["unshare", "nsenter", "ip"]) if (!Bun.which(tool)) return `${tool} not found on PATH`;
+  const holder = Bun.spawn(["unshare", "--net", "--", "sh", "-c", "ip link set lo up && echo ready && exec cat >/dev/null"], {
+    stdin: "pipe", stdout: "pipe", stderr: "pipe",
+  });
+  const timer = setTimeout(() => holder.kill("SIGKILL"), 10_000);
+  const reader = holder.stdout.getReader();
+  const first = await reader.read();
+  clearTimeout(timer);
+  reader.releaseLock();
+  if (!first.value || !new TextDecoder().decode(first.value).startsWith("ready")) {
+    holder.kill("SIGKILL");
+    return `unshare --net failed: ${(await new Response(holder.stderr).text()).trim().split("\n")[0]}`;
+  }
+  return holder;
+}
+const netHolderOrError = await startNetns();
+const netHolder: Holder | null = typeof netHolderOrError === "string" ? null : netHolderOrError;
+const netnsState: true | string = typeof netHolderOrError === "string" ? netHolderOrError : true;
+const NETNS = netHolder ? `/proc/${netHolder.pid}/ns/net` : "/nonexistent: no bench network namespace";
+const inNetns = (argv: string[]) => ["nsenter", `--net=${NETNS}`, "--", ...argv];
+const haveNetns = () => (netnsState === true ? haveRootfs() : netnsState);
+rows.push(
+  { name: NETNS_ROW, argv: inNetns(["/bin/true"]), needsRoot: true, available: () => netnsState },
+  {
+    name: NET_NONE_ROW,
+    argv: inNetns([MINIC, "--root", NET_ROOT, "run", "--rootfs", R, "--network", "none", "/bin/true"]),
+    needsRoot: true, available: haveNetns,
+  },
+  {
+    name: NET_BRIDGE_ROW,
+    argv: inNetns([MINIC, "--root", NET_ROOT, "run", "--rootfs", R, "--network", "bridge", "/bin/true"]),
+    needsRoot: true, available: haveNetns,
+  },
+);
+
 /** The argv for one run: a fresh one (new container id) for rows that need it. */
 const argvOf = (row: Row): string[] | undefined => (typeof row.argv === "function" ? row.argv() : row.argv);
 /** Whether every run of the row uses the same argv (so that hyperfine can run it). */
@@ -404,6 +533,27 @@ console.log(`\nlimits: extra start cost of -m 64m --cpus 1 --pids-limit 100 over
     ? `${num(limitsMs - rootfsMs)} ms (medians ${num(limitsMs)} - ${num(rootfsMs)} ms, x${num(limitsMs / rootfsMs)})`
     : "unknown (row skipped)"));
 
+// Issue 7: create && start next to crun and runc doing the same, as ratios (delete is outside the timed part).
+// crun's row also pays for its wrapper's unshare(1) and umount -l: the wrapper row minus the plain sh row.
+const csMinicMs = median(find(MINIC_CS_ROW)?.ms ?? []);
+const csCrunRowMs = median(find(CRUN_CS_ROW)?.ms ?? []);
+const csRuncMs = median(find(RUNC_CS_ROW)?.ms ?? []);
+const shAloneMs = median(find("  sh -c 'exec /bin/true' alone")?.ms ?? []);
+const csCrunMs = csCrunRowMs - (crunWrapMs - shAloneMs);
+console.log(`\ncreate && start (B2; each through sh -c; delete not timed): minic ${num(csMinicMs)} ms, ` +
+  `crun ${num(csCrunRowMs)} ms (${num(csCrunMs)} ms less its wrapper's unshare + umount), runc ${num(csRuncMs)} ms`);
+console.log(`  minic / crun: x${num(csMinicMs / csCrunMs)} (x${num(csMinicMs / csCrunRowMs)} against the crun row with its wrapper); ` +
+  `minic / runc: x${num(csMinicMs / csRuncMs)}`);
+
+// Issue 6: what the bridge network adds to a start (both rows pay the same nsenter into N).
+const netNoneMs = median(find(NET_NONE_ROW)?.ms ?? []);
+const netBridgeMs = median(find(NET_BRIDGE_ROW)?.ms ?? []);
+console.log(`\nnetwork: extra start cost of --network bridge over --network none: ` +
+  (Number.isFinite(netBridgeMs + netNoneMs)
+    ? `${num(netBridgeMs - netNoneMs)} ms (medians ${num(netBridgeMs)} - ${num(netNoneMs)} ms, x${num(netBridgeMs / netNoneMs)}); ` +
+      `both rows run through nsenter in the bench's own network namespace N (the nsenter row: ${num(median(find(NETNS_ROW)?.ms ?? []))} ms)`
+    : "unknown (row skipped)"));
+
 // ---- leaks ----
 // Whatever a runtime left behind: cgroups named after our ids are removed (deepest first), with a warning.
 const leftCgroups = benchCgroups().filter((p) => !cgroupsBefore.includes(p)).sort((a, b) => b.length - a.length);
@@ -433,6 +583,18 @@ console.log(`\nleaks: host mountinfo ${mountinfoAfter === mountinfoBefore ? "unc
   `cgroups named ${ID_PREFIX}* left: ${leftCgroups.length}; entries left in /run/minic: ${runMinicLeft.length}` +
   (runMinicOthers.length ? ` (and ${runMinicOthers.length} of live containers started by others meanwhile)` : "") +
   (runMinicBefore.size ? ` (${runMinicBefore.size} there before the bench)` : ""));
+// N must hold nothing of minic's after the bridge rows: no veth, no nft table, no lease. Then N goes.
+if (netHolder) {
+  const inN = (argv: string[]) => Bun.spawnSync(inNetns(argv), { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: 10_000 });
+  const veths = inN(["ip", "-o", "link"]).stdout.toString().split("\n").filter((l) => /^\d+: veth-/.test(l));
+  if (veths.length) warnings.push(`network namespace N: veths left behind: ${veths.map((l) => l.split(":")[1]!.trim()).join(", ")}`);
+  if (Bun.which("nft") && inN(["nft", "list", "table", "ip", "minic"]).exitCode === 0) warnings.push("network namespace N: nft table ip minic left behind");
+  const leases = existsSync(`${NET_ROOT}/network/leases.json`) ? readFileSync(`${NET_ROOT}/network/leases.json`, "utf8").trim() : "{}";
+  if (leases !== "{}") warnings.push(`${NET_ROOT}/network/leases.json not empty: ${leases}`);
+  netHolder.kill("SIGKILL");
+  await netHolder.exited;
+  rmSync(NET_ROOT, { recursive: true, force: true });
+}
 for (const w of warnings) console.log(`warning: ${w}`);
 
 function printTable(objects: Array<Record<string, string | number>>): void {
