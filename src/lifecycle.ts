@@ -70,12 +70,13 @@ export async function createContainer(spec: Spec, id: string, options: CreateOpt
     }
     if (spec.root && spec.annotations?.["org.minic.etc"] === "generate") context.etcFiles = writeEtcFiles(dir, spec, false);
     const hooks = spec.hooks ?? {};
-    context.afterNamespaces = [
+    context.beforeMounts = [
       async (pid) => {
         // prestart (deprecated) and createRuntime: in the runtime's namespaces, the container's exist.
-        await runHooks("prestart", hooks.prestart, { ...state, pid, status: "creating" });
-        await runHooks("createRuntime", hooks.createRuntime, { ...state, pid, status: "creating" });
-        await runHooks("createContainer", hooks.createContainer, { ...state, pid, status: "creating" });
+        const now = publicState({ ...state, pid, status: "creating" });
+        await runHooks("prestart", hooks.prestart, now);
+        await runHooks("createRuntime", hooks.createRuntime, now);
+        await runHooks("createContainer", hooks.createContainer, now);
       },
     ];
     const launched = await launch(compilePlan(spec, context), { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs });
@@ -106,7 +107,7 @@ export async function startContainer(id: string): Promise<void> {
   const state = readState(id);
   if (state.status !== "created") throw new Error(`cannot start container "${id}": it is ${state.status}, not created`);
   const fifo = `${stateDir(id)}/exec.fifo`;
-  await runHooks("startContainer", readSpec(id).hooks?.startContainer, state);
+  await runHooks("startContainer", readSpec(id).hooks?.startContainer, publicState(state));
   const fd = libc.open(new CStr(fifo).ptr, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
   if (fd < 0) throw new SysError("open", errno(), fifo);
   try {
@@ -123,7 +124,7 @@ export async function startContainer(id: string): Promise<void> {
   const spec = readSpec(id);
   writeState({ ...state, status: "running" });
   // runtime-spec: a failing poststart hook only warns; the lifecycle goes on as if it had succeeded.
-  await runHooks("poststart", spec.hooks?.poststart, { ...state, status: "running" }, { warnOnly: true });
+  await runHooks("poststart", spec.hooks?.poststart, publicState({ ...state, status: "running" }), { warnOnly: true });
 }
 
 export function readSpec(id: string): Spec {
@@ -171,7 +172,7 @@ export async function deleteContainer(id: string, force = false): Promise<void> 
     spec = readSpec(id);
   } catch {}
   removeTree(stateDir(id));
-  await runHooks("poststop", spec?.hooks?.poststop, { ...state, status: "stopped", pid: 0 }, { warnOnly: true });
+  await runHooks("poststop", spec?.hooks?.poststop, publicState({ ...state, status: "stopped", pid: 0 }), { warnOnly: true });
 }
 
 export function pauseContainer(id: string, pause: boolean): void {

@@ -63,6 +63,8 @@ export interface PlanContext {
   consoleSocket?: number;
   /** The agent's work once the namespaces exist (before the second fork): network setup. */
   afterNamespaces?: Array<(pid: number) => void | Promise<void>>;
+  /** The agent's work once the container's own process exists, before its mounts: create-time hooks. */
+  beforeMounts?: Array<(pid: number) => void | Promise<void>>;
 }
 
 export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
@@ -76,6 +78,7 @@ export function compilePlan(spec: Spec, context: PlanContext = {}): Step[] {
     steps.push(forkAgain()); // from here on, steps run in the new process: PID 1 of its namespace
     if (!orphanable) steps.push(parentDeathSignal()); // not inherited across fork
   }
+  if (context.beforeMounts?.length) steps.push(syncWithAgent("run the create-time hooks", runAll(context.beforeMounts)));
   const hardened = proc.capabilities !== undefined; // a spec without capabilities is the seed's bare flow
   // no controlling terminal to inject keystrokes into (with process.terminal, the terminal steps make the session)
   if (hardened && !proc.terminal) steps.push(newSessionStep());

@@ -620,7 +620,7 @@ describe("hooks", () => {
   // process (which exits right after). runtime-spec: state.pid is "the ID of the container process,
   // as seen by the host". A hook that keeps the pid (to nsenter later, say) gets a dead process.
   // Remove `.failing` once the hooks get the container's pid.
-  test.failing("create-time hooks get the container's pid (as state shows it)", async () => {
+  test("create-time hooks get the container's pid (as state shows it)", async () => {
     const b = await hookedBundle(["true"]);
     const id = newId();
     ok(await create(b, id));

@@ -116,6 +116,19 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
   };
   let failure: Record | null = null;
   let detached = false;
+  const deferred: Record[] = [];
+  /** Do the agent's half of a "sync" step, then let the child go on (or tell it to stop). */
+  const answerSync = async (record: Record) => {
+    const step = steps[record.index]!;
+    say(record.index, `waiting for the agent: ${step.label}`);
+    try {
+      await step.agent?.(launched.pid);
+    } catch (error) {
+      libc.write(goFd, ptr(new Uint8Array([1])), 1); // 1: the child _exits; the error is the agent's to report
+      throw error;
+    }
+    check("write", libc.write(goFd, ptr(new Uint8Array([0])), 1), "(go pipe)");
+  };
   for (;;) {
     const left = deadline - Date.now();
     const ready = left > 0 ? libc.poll(ptr(pollfd), 1, left) : 0;
@@ -144,20 +157,13 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
           launched.children.push(record.result);
           for (const line of held) say(forkAt + 1, line);
           held = [];
+          for (const waiting of deferred.splice(0)) await answerSync(waiting);
           break;
-        case RecordType.Sync: {
-          say(record.index, `waiting for the agent: ${step.label}`);
-          let answer = 0;
-          try {
-            await step.agent?.(launched.pid);
-          } catch (error) {
-            answer = 1; // tells the child to _exit; the error is the agent's to report
-            libc.write(goFd, ptr(new Uint8Array([answer])), 1);
-            throw error;
-          }
-          check("write", libc.write(goFd, ptr(new Uint8Array([answer])), 1), "(go pipe)");
+        case RecordType.Sync:
+          // A sync from after the second fork needs the new pid, which may not have arrived yet.
+          if (afterFork(record.index) && launched.children.length < 2) deferred.push(record);
+          else await answerSync(record);
           break;
-        }
         case RecordType.Detached:
           say(record.index, `setup complete; ${step.label}`);
           detached = true;

@@ -107,11 +107,10 @@ export function ambientStep(names: readonly string[]): Step {
   return {
     kind: "call", call: "prctl", args: ["PR_CAP_AMBIENT_RAISE", `[${names.join(", ")}]`], label: "raise the ambient capabilities",
     keep: [caps],
+    // Best effort, as runc does: the kernel refuses an ambient capability that is not also
+    // inheritable and permitted (`runc spec` lists ambient ones with no inheritable set).
     run: () => {
-      for (let i = 0; i < caps.length; i++) {
-        const r = viaErrno(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, caps[i]!, 0, 0));
-        if (r < 0) return r;
-      }
+      for (let i = 0; i < caps.length; i++) libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, caps[i]!, 0, 0);
       return 0;
     },
   };
