@@ -615,11 +615,8 @@ describe("hooks", () => {
     expect(all[5]!.ran).toBe("yes");
   });
 
-  // BUG (src/lifecycle.ts + src/plan.ts): the create-time hooks run in the `afterNamespaces`
-  // callback, before the second fork into the PID namespace, with the pid of the intermediate
-  // process (which exits right after). runtime-spec: state.pid is "the ID of the container process,
-  // as seen by the host". A hook that keeps the pid (to nsenter later, say) gets a dead process.
-  // Remove `.failing` once the hooks get the container's pid.
+  // runtime-spec: state.pid is "the ID of the container process, as seen by the host"; the hooks
+  // run at a sync point after the second fork, not with the intermediate process's pid.
   test("create-time hooks get the container's pid (as state shows it)", async () => {
     const b = await hookedBundle(["true"]);
     const id = newId();
