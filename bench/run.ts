@@ -138,7 +138,9 @@ const LIMITS_ROW = "minic run --rootfs R -m 64m --cpus 1 --pids-limit 100 /bin/t
 const CRUN_ROW = "crun run --bundle B (+ unshare --mount + sh wrapper)";
 const CRUN_WRAP_ROW = "  crun's wrapper alone: unshare --mount + sh umount -l";
 const rows: Row[] = [
-  { name: "minic run /bin/true", argv: [MINIC, "run", "/bin/true"] },
+  // --network none: the bridge (root's default) is measured apart, below, in a namespace of the bench's own.
+  { name: "minic run /bin/true", argv: [MINIC, "run", "--network", "none", "/bin/true"] },
+  { name: "minic run --no-namespaces /bin/true (Part 0)", argv: [MINIC, "run", "--no-namespaces", "/bin/true"] },
   { name: C_ROW, argv: [C_BINARY, "/bin/true"], available: buildForkExec },
   // The one call that a spawnSync-based agent would make, without any startup around it.
   { name: "Bun.spawnSync(/bin/true) in-process", inProcess: spawnTrue },
@@ -147,13 +149,13 @@ const rows: Row[] = [
   { name: "bun -e 0", argv: [BUN, "-e", "0"] },
   { name: "minic --version", argv: [MINIC, "--version"] },
   // Not one of the issue's rows: it splits minic's time between bin/minic's sh wrapper and Bun itself.
-  { name: "bun src/cli.ts run /bin/true", argv: [BUN, `${ROOT}/src/cli.ts`, "run", "/bin/true"] },
+  { name: "bun src/cli.ts run /bin/true", argv: [BUN, `${ROOT}/src/cli.ts`, "run", "--network", "none", "/bin/true"] },
   // ---- containers on the busybox rootfs R (issue 3) ----
-  { name: ROOTFS_ROW, argv: [MINIC, "run", "--rootfs", R, "/bin/true"], needsRoot: true, available: haveRootfs },
+  { name: ROOTFS_ROW, argv: [MINIC, "run", "--network", "none", "--rootfs", R, "/bin/true"], needsRoot: true, available: haveRootfs },
   // What resource limits cost (issue 4): the same run with a memory, CPU and pids limit written into its cgroups.
   {
     name: LIMITS_ROW,
-    argv: [MINIC, "run", "--rootfs", R, "-m", "64m", "--cpus", "1", "--pids-limit", "100", "/bin/true"],
+    argv: [MINIC, "run", "--network", "none", "--rootfs", R, "-m", "64m", "--cpus", "1", "--pids-limit", "100", "/bin/true"],
     needsRoot: true, available: haveRootfs,
   },
   // What the namespaces cost: the same run with only the mount namespace new.
@@ -264,9 +266,9 @@ rows.push(
 // and under a state root of their own (bench/.cache/net-state, through --root), so that their leases never mix
 // with /run/minic's. N is held by an `unshare --net` process reading a pipe from this script: it ends when the
 // script does, however the script ends. The nsenter row is the wrapper's cost alone (the same in both rows).
-// minic0 is made by the first (probe) run and stays, as on a real host: the rows measure the steady state,
-// where a bridge run adds a lease, a veth pair, eth0's address and route, and the nft table (made, and removed
-// again when the run ends, as it is the only container).
+// Each bridge run is the only container in N, so it pays for everything a first container does: the bridge
+// minic0, a lease, a veth pair, eth0's address and route, the nft table; and, as it ends, their removal (the
+// bridge and the table go with the last container).
 const NET_ROOT = `${CACHE}/net-state`;
 const NETNS_ROW = "  nsenter --net=N /bin/true alone";
 const NET_NONE_ROW = "minic run --rootfs R --network none /bin/true";
@@ -589,6 +591,7 @@ if (netHolder) {
   const veths = inN(["ip", "-o", "link"]).stdout.toString().split("\n").filter((l) => /^\d+: veth-/.test(l));
   if (veths.length) warnings.push(`network namespace N: veths left behind: ${veths.map((l) => l.split(":")[1]!.trim()).join(", ")}`);
   if (Bun.which("nft") && inN(["nft", "list", "table", "ip", "minic"]).exitCode === 0) warnings.push("network namespace N: nft table ip minic left behind");
+  if (/^\d+: minic0[:@]/m.test(inN(["ip", "-o", "link"]).stdout.toString())) warnings.push("network namespace N: the bridge minic0 left behind");
   const leases = existsSync(`${NET_ROOT}/network/leases.json`) ? readFileSync(`${NET_ROOT}/network/leases.json`, "utf8").trim() : "{}";
   if (leases !== "{}") warnings.push(`${NET_ROOT}/network/leases.json not empty: ${leases}`);
   netHolder.kill("SIGKILL");

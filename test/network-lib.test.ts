@@ -121,7 +121,7 @@ describe.if(!SANDBOX)("inside a fresh network namespace standing in for the host
     try {
       const proc = Bun.spawn(["unshare", "--net", "--mount", "--", process.execPath, "test", import.meta.path], {
         cwd: REPO,
-        env: { ...process.env, MINIC_NETLIB_SANDBOX: "1", MINIC_NETLIB_OUTER_NETNS: readlinkSync("/proc/self/ns/net"), MINIC_ROOT: root },
+        env: { ...process.env, MINIC_NETLIB_SANDBOX: "1", MINIC_NETLIB_OUTER_NETNS: readlinkSync("/proc/self/ns/net"), MINIC_ROOT: root, MINIC_NETWORK_DIR: `${root}/network` },
         stdout: "pipe",
         stderr: "pipe",
       });

@@ -10,12 +10,13 @@
 // that its leases and rules never mix with those of minic runs elsewhere on the machine, which use
 // /run/minic (see the report of issue 6: network state is kept per state root).
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MINIC, isDead, minic, waitUntil, type MinicOptions, type MinicResult } from "./helpers.ts";
 import { ensureRootfs } from "./rootfs.ts";
 import { vethName } from "../src/network/index.ts";
+import { networkDir } from "../src/network/ipam.ts";
 
 setDefaultTimeout(60_000); // bunfig's [test] timeout is not applied by Bun 1.4.5
 
@@ -56,7 +57,7 @@ assertSandboxed();
 
 const STATE = mkdtempSync(join(tmpdir(), "minic-net-state-"));
 const ENV = { ...process.env, MINIC_ROOT: STATE };
-const LEASES = `${STATE}/network/leases.json`;
+const LEASES = `${networkDir()}/leases.json`; // per network namespace, whatever the state root
 const MARK = `net${process.pid}`;
 const GATEWAY = "10.77.0.1";
 const BASE_PORT = 18400; // host ports (of the sandbox): BASE_PORT + n
@@ -69,7 +70,7 @@ const started: string[] = [];
 /** Links this file made itself (not minic's): deleted in afterAll. */
 const testLinks: string[] = [];
 
-beforeAll(async () => {
+beforeAll(() => {
   R = ensureRootfs();
   scratch = mkdtempSync(join(tmpdir(), "minic-net-"));
   chmodSync(scratch, 0o755);
@@ -403,6 +404,28 @@ describe("bridge: what is left behind", () => {
   });
 });
 
+describe("bridge: two state roots in one network namespace", () => {
+  // minic0 and `table ip minic` belong to the network namespace, so the leases, the lock and the
+  // firewall's record are kept per namespace (/run/minic-network/NETNS), not per state root: a run
+  // under another root (`minic --root X`, as podman and containerd run minic) must see the first
+  // root's containers (a regression test: it once handed out the same address and deleted minic0).
+  test("a run under another --root leaves a running container's address, veth, rules and bridge alone", async () => {
+    const other = mkdtempSync(join(tmpdir(), "minic-net-other-"));
+    try {
+      const a = await detached(["-p", `${BASE_PORT + 50}:80`, "--rootfs", R, "sleep", "60"]);
+      const address = await addressOf(a);
+      const r = await minic(["--root", other, "run", "--rootfs", R, "ip", "-o", "-4", "addr", "show", "eth0"], { env: process.env, timeoutMs: 30_000 });
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(r.stdout).not.toContain(`inet ${address}/`);
+      expect(await links()).toEqual(expect.arrayContaining(["minic0", vethName(a)]));
+      expect(await ruleset()).toContain(`comment "minic:${a}"`);
+      expect((await host(["ping", "-c1", "-W2", address])).code).toBe(0);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("bridge: refused clearly, leaving nothing", () => {
   test("a host port in use (the test listens on 127.0.0.1:PORT) gets exit 125 and one clear line", async () => {
     const port = BASE_PORT + 40;
@@ -606,6 +629,7 @@ describe("rootless", () => {
     expect({ code: ports.code, stdout: ports.stdout }).toEqual({ code: 125, stdout: "" });
     expect(minicLines(ports.stderr)).toHaveLength(1);
     expect(ports.stderr).toMatch(/^minic: (-p and --ip are not available rootless|rootless --network bridge needs slirp4netns or pasta)/);
+    expect(readdirSync(userRoot).filter((n) => n !== "network")).toEqual([]); // no container state left
     await expectNetworkIdle();
   });
 });

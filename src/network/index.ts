@@ -49,7 +49,7 @@ export interface BridgeNetworkOptions {
   ports?: PortMapping[];
   /** The network's subnet (default 10.77.0.0/24). */
   subnet?: string;
-  /** The state root holding network/leases.json (default: stateRoot()). */
+  /** A state root holding network/leases.json (default: /run/minic-network/NETNS, see ipam.ts). */
   root?: string;
   /** Where timed `[network] ...` lines go (the agent's --trace); off when absent. */
   trace?: (line: string) => void;

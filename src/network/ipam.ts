@@ -1,7 +1,8 @@
 // A small IPAM for the bridge network: one lease file, taken under a lock.
 //
-//   ${stateRoot()}/network/leases.json   {"10.77.0.2": {"id": "web", "pid": 1234, "pidStart": "5678", ...}}
-//   ${stateRoot()}/network/lock          flock(2)ed (LOCK_EX) around every read-modify-write
+//   /run/minic-network/NETNS/leases.json   {"10.77.0.2": {"id": "web", "pid": 1234, "pidStart": "5678", ...}}
+//   /run/minic-network/NETNS/lock          flock(2)ed (LOCK_EX) around every read-modify-write
+// (NETNS: the inode of the network namespace the bridge lives in; tests pass a root of their own)
 //
 // The default subnet is 10.77.0.0/24 (the bridge minic0 is 10.77.0.1, containers get .2 to .254):
 // it avoids docker's 172.17.0.0/16, podman's 10.88.0.0/16, libvirt's 192.168.122.0/24 and the
@@ -19,8 +20,8 @@ import { libc, errno, SysError } from "../libc/ffi.ts";
 import { CStr } from "../libc/cstr.ts";
 import { O_CLOEXEC, O_CREAT, O_RDWR } from "../libc/constants.ts";
 import { EAGAIN, EINTR } from "../libc/errno.ts";
-import { lexists, mkdirp, readTextIfExists, writeText } from "../libc/fs.ts";
-import { processStartTime, stateRoot } from "../state.ts";
+import { lexists, mkdirp, readlink, readTextIfExists, writeText } from "../libc/fs.ts";
+import { processStartTime } from "../state.ts";
 import { formatIPv4, inSubnet, parseIPv4, parseSubnet, type Subnet } from "./ipv4.ts";
 
 export const DEFAULT_SUBNET = "10.77.0.0/24";
@@ -55,7 +56,7 @@ export type Leases = Record<string, Lease>;
 export interface IpamOptions {
   /** The network's subnet in CIDR notation (default 10.77.0.0/24). */
   subnet?: string;
-  /** The state root (default: stateRoot()); the files live in ROOT/network/. */
+  /** A state root for the files (ROOT/network/); default: /run/minic-network/NETNS, shared by every --root. */
   root?: string;
   /** How long to wait for another run holding the lock (default 15 s). */
   lockTimeoutMs?: number;
@@ -78,8 +79,13 @@ export interface Allocation {
   lease: Lease;
 }
 
-export function networkDir(root = stateRoot()): string {
-  return `${root}/network`;
+export function networkDir(root?: string): string {
+  if (root !== undefined) return `${root}/network`;
+  if (process.env.MINIC_NETWORK_DIR) return process.env.MINIC_NETWORK_DIR; // tests keep theirs apart
+  // The bridge, its addresses and the nft table belong to a network namespace, not to a --root:
+  // podman and containerd run minic with roots of their own, and all must share one lease book.
+  const netns = /\[(\d+)\]/.exec(readlink("/proc/self/ns/net") ?? "")?.[1] ?? "default";
+  return `/run/minic-network/${netns}`;
 }
 
 /**
