@@ -15,11 +15,16 @@ export function stateRoot(): string {
   return process.env.XDG_RUNTIME_DIR ? `${process.env.XDG_RUNTIME_DIR}/minic` : `/tmp/minic-${process.getuid!()}`;
 }
 
-/** A process's start time (field 22 of /proc/PID/stat), which tells a live pid from a reused one. */
+/**
+ * A process's start time (field 22 of /proc/PID/stat), which tells a live pid from a reused one;
+ * null for a process that is gone, or a zombie (dead, waiting for a parent that may be slow to reap
+ * it: an orphaned `run -d` monitor is reaped by init, here up to seconds later).
+ */
 export function processStartTime(pid: number): string | null {
   try {
     const stat = readText(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[0] === "Z" ? null : (fields[19] ?? null);
   } catch {
     return null;
   }

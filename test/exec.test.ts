@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MINIC, isDead, minic, procInfo, waitUntil, type MinicResult, type ProcInfo } from "./helpers.ts";
+import { MINIC, isDead, minic, procInfo, waitUntil, type MinicResult } from "./helpers.ts";
+import { processesMarked } from "./helpers.ts";
 import { ensureRootfs } from "./rootfs.ts";
 import { compileExecPlan, JOIN_ORDER } from "../src/exec.ts";
 import { NAMESPACE_FILES } from "../src/namespaces.ts";
@@ -44,23 +45,7 @@ function execIn(name: string, command: string[], flags: string[] = []): Promise<
   return minic(["exec", ...flags, name, ...command]);
 }
 
-/** Processes whose cmdline or environment holds MARK: containers and exec'd processes of this file. */
-function markedProcesses(): ProcInfo[] {
-  const found: ProcInfo[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, "latin1");
-      const environ = readFileSync(`/proc/${name}/environ`, "latin1");
-      if (!cmdline.includes(MARK) && !environ.includes(MARK)) continue;
-      const info = procInfo(Number(name));
-      if (info && info.state !== "Z") found.push(info);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
+const markedProcesses = () => processesMarked(MARK);
 
 /** A marked process running exactly `args`, once it exists. */
 const findProcess = (args: string[]) =>

@@ -92,3 +92,21 @@ export function isDead(pid: number): boolean {
   const info = procInfo(pid);
   return info === null || info.state === "Z";
 }
+
+/** Live processes whose command line or environment holds `mark`: a test's containers and agents. */
+export function processesMarked(mark: string): ProcInfo[] {
+  const found: ProcInfo[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, "latin1");
+      const environ = readFileSync(`/proc/${name}/environ`, "latin1");
+      if (!cmdline.includes(mark) && !environ.includes(mark)) continue;
+      const info = procInfo(Number(name));
+      if (info && info.state !== "Z") found.push(info);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}

@@ -9,7 +9,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, setDefaul
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { hostname as hostHostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { MINIC, minic, procInfo, waitUntil, type MinicOptions, type MinicResult, type ProcInfo } from "./helpers.ts";
+import { MINIC, minic, waitUntil, type MinicOptions, type MinicResult } from "./helpers.ts";
+import { processesMarked } from "./helpers.ts";
 import { ensureRootfs } from "./rootfs.ts";
 
 setDefaultTimeout(60_000); // bunfig's [test] timeout is not applied by Bun 1.4.5
@@ -88,23 +89,7 @@ const hostMountinfo = () => readFileSync("/proc/self/mountinfo", "utf8");
 /** Interface names in a /proc/net/dev. */
 const interfaces = (netDev: string) => lines(netDev).slice(2).map((l) => l.split(":")[0]!.trim()).sort();
 
-/** Processes whose cmdline or environment holds MARK: minic agents and containers of this file. */
-function markedProcesses(): ProcInfo[] {
-  const found: ProcInfo[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, "latin1");
-      const environ = readFileSync(`/proc/${name}/environ`, "latin1");
-      if (!cmdline.includes(MARK) && !environ.includes(MARK)) continue;
-      const info = procInfo(Number(name));
-      if (info && info.state !== "Z") found.push(info);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
+const markedProcesses = () => processesMarked(MARK);
 
 /** State directories of this file's containers under `root`. */
 const ourStateDirs = (root = STATE_ROOT) => (existsSync(root) ? readdirSync(root).filter((n) => n.startsWith(MARK)) : []);

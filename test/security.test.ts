@@ -16,10 +16,11 @@
 //    included.
 //  - Even host root cannot read /dev/vda; the block-device test uses a loop device on a temp file.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname as hostHostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { MINIC, minic, procInfo, waitUntil, type MinicResult, type ProcInfo } from "./helpers.ts";
+import { MINIC, minic, procInfo, waitUntil, type MinicResult } from "./helpers.ts";
+import { processesMarked } from "./helpers.ts";
 import { ensurePackage, ensureRootfs } from "./rootfs.ts";
 import { compileSeccomp, DEFAULT_DOCKER_PROFILE, defaultProfile } from "../src/security/seccomp.ts";
 import { DEFAULT_CAPABILITIES } from "../src/security/capabilities.ts";
@@ -112,23 +113,7 @@ async function inTerminal(script: string, flags: string[] = []): Promise<Out> {
 /** The host's CapBnd, as a bigint. */
 const hostBounding = () => BigInt(`0x${statusFields(readFileSync("/proc/self/status", "utf8")).CapBnd}`);
 
-/** Processes whose cmdline or environment holds MARK: minic agents and containers of this file. */
-function markedProcesses(): ProcInfo[] {
-  const found: ProcInfo[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, "latin1");
-      const environ = readFileSync(`/proc/${name}/environ`, "latin1");
-      if (!cmdline.includes(MARK) && !environ.includes(MARK)) continue;
-      const info = procInfo(Number(name));
-      if (info && info.state !== "Z") found.push(info);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
+const markedProcesses = () => processesMarked(MARK);
 
 // ---- setup: the helper, the rootfs copy; after each test, nothing of ours is left --------------------
 

@@ -1,31 +1,22 @@
 // The docker-like verbs, on the same state as the OCI ones: logs, stop, rm, and `ps` with no id
 // (the container table). `run -d` starts a monitor: a `minic run` of its own, in its own session,
 // that reaps the container, writes its output to a log file and records its exit status.
-import type { Verb, VerbInput } from "./verb.ts";
+import type { VerbInput } from "./verb.ts";
 import { UsageError } from "./argv.ts";
-import { printTable } from "./oci.ts";
+import { printTable, theId, verb } from "./oci.ts";
 import { libc } from "../libc/ffi.ts";
 import { readTextIfExists, removeTree } from "../libc/fs.ts";
 import { SIGKILL, SIGTERM } from "../libc/constants.ts";
-import { listStates, readState, stateDir, writeState, type ContainerState } from "../state.ts";
+import { listStates, processStartTime, readState, stateDir, writeState, type ContainerState } from "../state.ts";
 import { ContainerCgroup } from "../cgroups/cgroup.ts";
 import { detectLayout } from "../cgroups/layout.ts";
 
-function oneId(rest: string[], verb: string): string {
-  if (rest.length !== 1) throw new UsageError(`${verb} needs one container id`, `usage: minic ${verb} [FLAGS] ID`);
-  return rest[0]!;
-}
-
-export const logs: Verb = {
-  command: {
-    meta: { name: "logs", description: "Print the output of a container started with `run -d`." },
-    args: {
-      follow: { type: "boolean", alias: "f", description: "Keep printing new output until the container stops" },
-      id: { type: "positional", description: "The container id" },
-    },
-  },
-  async main({ flags, rest }) {
-    const id = oneId(rest, "logs");
+export const logs = verb(
+  "logs",
+  "Print the output of a container started with `run -d`.",
+  { follow: { type: "boolean", alias: "f", description: "Keep printing new output until the container stops" } },
+  async ({ flags, rest }) => {
+    const id = theId(rest, "logs");
     const file = `${stateDir(id)}/container.log`;
     readState(id); // a clear error for an unknown id
     let printed = 0;
@@ -40,7 +31,7 @@ export const logs: Verb = {
     }
     return 0;
   },
-};
+);
 
 /** The status, counting a container whose state is gone (removed by its monitor, --rm) as stopped. */
 function statusOf(id: string): string {
@@ -69,32 +60,24 @@ export async function stopContainer(id: string, seconds: number): Promise<void> 
   if (statusOf(id) !== "stopped") throw new Error(`container "${id}" did not stop: its init ${state.pid} outlived SIGKILL`);
 }
 
-export const stop: Verb = {
-  command: {
-    meta: { name: "stop", description: "Stop a container: SIGTERM, then SIGKILL after a grace period." },
-    args: {
-      time: { type: "string", alias: "t", valueHint: "SECONDS", description: "Grace period before SIGKILL (default 10)" },
-      id: { type: "positional", description: "The container id" },
-    },
-  },
-  async main({ flags, rest }) {
+export const stop = verb(
+  "stop",
+  "Stop a container: SIGTERM, then SIGKILL after a grace period.",
+  { time: { type: "string", alias: "t", valueHint: "SECONDS", description: "Grace period before SIGKILL (default 10)" } },
+  async ({ flags, rest }) => {
     const seconds = flags.time === undefined ? 10 : Number(flags.time);
     if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError(`--time "${flags.time}" is not a number of seconds`);
-    await stopContainer(oneId(rest, "stop"), seconds);
+    await stopContainer(theId(rest, "stop"), seconds);
     return 0;
   },
-};
+);
 
-export const rm: Verb = {
-  command: {
-    meta: { name: "rm", description: "Remove a stopped container started with `run -d` (its state and log)." },
-    args: {
-      force: { type: "boolean", alias: "f", description: "Kill it first if it is running" },
-      id: { type: "positional", description: "The container id" },
-    },
-  },
-  async main({ flags, rest }) {
-    const id = oneId(rest, "rm");
+export const rm = verb(
+  "rm",
+  "Remove a stopped container started with `run -d` (its state and log).",
+  { force: { type: "boolean", alias: "f", description: "Kill it first if it is running" } },
+  async ({ flags, rest }) => {
+    const id = theId(rest, "rm");
     const state = readState(id);
     if (state.status !== "stopped") {
       if (!flags.force) throw new Error(`cannot remove container "${id}": it is ${state.status} (stop it first, or use -f)`);
@@ -105,11 +88,11 @@ export const rm: Verb = {
     removeTree(stateDir(id));
     return 0;
   },
-};
+);
 
 function agentAlive(id: string): boolean {
-  const [pid] = (readTextIfExists(`${stateDir(id)}/agent`) ?? "").split(" ");
-  return !!pid && readTextIfExists(`/proc/${pid}/stat`) !== null;
+  const [pid, start] = (readTextIfExists(`${stateDir(id)}/agent`) ?? "").trim().split(" ");
+  return !!pid && processStartTime(Number(pid)) === start;
 }
 
 function ago(iso: string): string {

@@ -15,12 +15,12 @@ import { isDirectory, readTextIfExists, resolvePath } from "../libc/fs.ts";
 
 const idArg = { id: { type: "positional", description: "The container id" } } satisfies ArgsDef;
 
-function theId(rest: string[], verb: string, extra = 0): string {
+export function theId(rest: string[], verb: string, extra = 0): string {
   if (rest.length < 1 || rest.length > 1 + extra) throw new UsageError(`${verb} needs a container id`, `usage: minic ${verb} [FLAGS] ID${extra ? " [SIGNAL]" : ""}`);
   return rest[0]!;
 }
 
-function verb(name: string, description: string, args: ArgsDef, main: (input: VerbInput) => Promise<number> | number): Verb {
+export function verb(name: string, description: string, args: ArgsDef, main: (input: VerbInput) => Promise<number> | number): Verb {
   return { command: { meta: { name, description }, args: { ...args, ...idArg } }, main: async (input) => main(input) };
 }
 

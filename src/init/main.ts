@@ -40,7 +40,7 @@ export async function initMain(argv: string[]): Promise<number> {
   const main = launched.pid;
   const status = new Int32Array(1);
   return new Promise((resolve) => {
-    const keepAlive = setInterval(() => {}, 3_600_000); // see waitForExit in agent.ts: no busy event loop
+    const keepAlive = setInterval(() => reapAll(), 50); // see waitForExit in agent.ts
     const reapAll = () => {
       // Reap everything that has ended: the command, and any orphan re-parented to PID 1.
       for (;;) {
