@@ -76,7 +76,7 @@ export async function createContainer(spec: Spec, id: string, options: CreateOpt
         const now = publicState({ ...state, pid, status: "creating" });
         await runHooks("prestart", hooks.prestart, now);
         await runHooks("createRuntime", hooks.createRuntime, now);
-        await runHooks("createContainer", hooks.createContainer, now);
+        await runHooks("createContainer", hooks.createContainer, now, { inContainer: pid });
       },
     ];
     const launched = await launch(compilePlan(spec, context), { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs });
@@ -107,7 +107,7 @@ export async function startContainer(id: string): Promise<void> {
   const state = readState(id);
   if (state.status !== "created") throw new Error(`cannot start container "${id}": it is ${state.status}, not created`);
   const fifo = `${stateDir(id)}/exec.fifo`;
-  await runHooks("startContainer", readSpec(id).hooks?.startContainer, publicState(state));
+  await runHooks("startContainer", readSpec(id).hooks?.startContainer, publicState(state), { inContainer: state.pid });
   const fd = libc.open(new CStr(fifo).ptr, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
   if (fd < 0) throw new SysError("open", errno(), fifo);
   try {

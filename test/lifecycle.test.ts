@@ -536,8 +536,8 @@ const HOOK_NAMES = ["prestart", "createRuntime", "createContainer", "startContai
  * name, whether the container's command had run (VOL/ran exists), the network namespace of the pid
  * in its state, and the state JSON from its stdin.
  */
-function hookScript(): string {
-  const file = join(scratch, "hook.sh");
+function hookScript(dir: string): string {
+  const file = join(dir, "hook.sh");
   writeFileSync(file, [
     "# $1 name, $2 log, $3 the file the container's command creates",
     "json=$(cat)",
@@ -566,16 +566,20 @@ function hookLog(file: string): HookLine[] {
 describe("hooks", () => {
   /** A bundle with one logging hook of each kind (hook.path absolute, args[0] is argv0). */
   async function hookedBundle(args: string[], change?: (config: any) => void) {
-    const script = hookScript();
-    const log = join(scratch, `hooks-${++outputs}.log`);
+    // The script and the log live in the bundle's volume, which the container sees at /tmp: the
+    // startContainer hook runs inside the container, and its path resolves there (runtime-spec).
     const b = await makeBundle(args, (c) => {
-      c.hooks = Object.fromEntries(HOOK_NAMES.map((name) => [name, [{ path: "/bin/sh", args: ["sh", script, name, log, "VOL/ran"] }]]));
+      c.hooks = Object.fromEntries(HOOK_NAMES.map((name) => {
+        const dir = name === "startContainer" ? "/tmp" : "VOL";
+        return [name, [{ path: "/bin/sh", args: ["sh", `${dir}/hook.sh`, name, `${dir}/hooks.log`, `${dir}/ran`] }]];
+      }));
       change?.(c);
     });
+    hookScript(b.vol);
     const config = JSON.parse(readFileSync(`${b.dir}/config.json`, "utf8"));
     for (const name of HOOK_NAMES) for (const h of config.hooks[name] ?? []) h.args = h.args.map((a: string) => a.replace("VOL", b.vol));
     writeFileSync(`${b.dir}/config.json`, JSON.stringify(config, null, 2));
-    return { ...b, log };
+    return { ...b, log: `${b.vol}/hooks.log` };
   }
 
   test("prestart, createRuntime, createContainer at create; startContainer, poststart at start; poststop at delete; state JSON on stdin", async () => {
