@@ -178,7 +178,6 @@ async function serveChild(steps: Step[], launched: Launched, fd: number, goFd: n
       launched.detached = true;
       break; // the child holds before exec; `minic start` will release it
     }
-    void 0; // (keeps the comment above attached to the break) before exec; `minic start` will release it
   }
   if (failure) {
     const step = steps[failure.index]!;
