@@ -31,7 +31,8 @@ import {
   maskPathStep, newSessionStep, noNewPrivsStep, oomScoreAdjStep, readonlyPathSteps, rlimitStep, RLIMIT_EPERM_HINT,
 } from "./security/hardening.ts";
 import { EACCES, EPERM } from "./libc/errno.ts";
-import { compileSeccomp, seccompStep, type LinuxSeccomp } from "./security/seccomp.ts";
+import type { LinuxSeccomp } from "./security/seccomp.ts";
+import { compileSeccomp, seccompStep } from "./security/seccomp-bpf.ts";
 import { terminalSteps } from "./terminal/pty.ts";
 
 /** The value of `name` in a KEY=VALUE list, as getenv would find it. */

@@ -11,10 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ptr } from "bun:ffi";
 import {
-  DEFAULT_DOCKER_PROFILE, RET, compileSeccomp, countRules, defaultProfile, disassemble, loadSeccompProfile,
-  parseSeccompJson, parseSeccompProfile, seccompFromSecurityOpt, seccompStep, syscallNumber,
-  type LinuxSeccomp, type SeccompArch, type SeccompOperator,
+  DEFAULT_DOCKER_PROFILE, defaultProfile, loadSeccompProfile, parseSeccompJson, parseSeccompProfile,
+  seccompFromSecurityOpt, syscallNumber, type LinuxSeccomp, type SeccompArch, type SeccompOperator,
 } from "../src/security/seccomp.ts";
+import { RET, compileSeccomp, countRules, disassemble, seccompStep } from "../src/security/seccomp-bpf.ts";
 import { describeStep } from "../src/process/step.ts";
 import { errnoName } from "../src/libc/errno.ts";
 
@@ -517,7 +517,8 @@ writeFileSync(PROBE, `
 import { ptr } from "bun:ffi";
 import { readFileSync } from "node:fs";
 import { libc, errno } from ${JSON.stringify(join(import.meta.dir, "../src/libc/ffi.ts"))};
-import { compileSeccomp, seccompStep, syscallNumber } from ${JSON.stringify(join(import.meta.dir, "../src/security/seccomp.ts"))};
+import { compileSeccomp, seccompStep } from ${JSON.stringify(join(import.meta.dir, "../src/security/seccomp-bpf.ts"))};
+import { syscallNumber } from ${JSON.stringify(join(import.meta.dir, "../src/security/seccomp.ts"))};
 
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"), (_k, v, ctx) =>
   typeof v === "string" && /^\\d+n$/.test(v) ? BigInt(v.slice(0, -1)) : v);

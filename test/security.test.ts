@@ -22,7 +22,8 @@ import { join, resolve } from "node:path";
 import { MINIC, minic, procInfo, waitUntil, type MinicResult } from "./helpers.ts";
 import { processesMarked } from "./helpers.ts";
 import { ensurePackage, ensureRootfs } from "./rootfs.ts";
-import { compileSeccomp, DEFAULT_DOCKER_PROFILE, defaultProfile } from "../src/security/seccomp.ts";
+import { DEFAULT_DOCKER_PROFILE, defaultProfile } from "../src/security/seccomp.ts";
+import { compileSeccomp } from "../src/security/seccomp-bpf.ts";
 import { DEFAULT_CAPABILITIES } from "../src/security/capabilities.ts";
 
 setDefaultTimeout(60_000); // bunfig's [test] timeout is not applied by Bun 1.4.5
