@@ -33,6 +33,7 @@ import {
 import { EACCES, EPERM } from "./libc/errno.ts";
 import type { LinuxSeccomp } from "./security/seccomp.ts";
 import { compileSeccomp, seccompStep } from "./security/seccomp-bpf.ts";
+import { cached, keyOf } from "./security/seccomp-cache.ts";
 import { terminalSteps } from "./terminal/pty.ts";
 
 /** The value of `name` in a KEY=VALUE list, as getenv would find it. */
@@ -174,7 +175,7 @@ function namespaceSteps(spec: Spec, ns: NamespacePlan, context: PlanContext): St
 }
 
 export function seccompFilterStep(profile: LinuxSeccomp): Step {
-  const compiled = compileSeccomp(profile);
+  const compiled = cached("bpf", keyOf(profile), () => compileSeccomp(profile));
   const step = seccompStep(compiled.program, compiled.flags);
   return { ...step, args: [...step.args, `${compiled.rules} rules`] };
 }

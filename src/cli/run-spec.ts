@@ -12,6 +12,7 @@ import { defaultIdMappings, lookupUser } from "../security/users.ts";
 import { capabilitiesFromFlags } from "../security/capabilities.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from "../security/hardening.ts";
 import { defaultProfile, parseSeccompProfile, seccompFromSecurityOpt } from "../security/seccomp.ts";
+import { cached } from "../security/seccomp-cache.ts";
 import { DEFAULT_DEVICE_RULES, parseDeviceFlag } from "../security/devices.ts";
 import { parseResources, resourceFlags, type ResourceFlags } from "../cgroups/flags.ts";
 import { validateResources } from "../cgroups/resources.ts";
@@ -116,7 +117,11 @@ function applySecurityFlags(spec: Spec, flags: Record<string, any>, all: Record<
   proc.noNewPrivileges = options.noNewPrivileges && !(privileged && !(all["security-opt"] ?? []).some((o) => o.startsWith("no-new-privileges")));
   spec.linux = { ...spec.linux, maskedPaths: privileged ? [] : DEFAULT_MASKED_PATHS, readonlyPaths: privileged ? [] : DEFAULT_READONLY_PATHS };
   // docker's default filter, widened for the capabilities granted (CAP_SYS_ADMIN allows mount...).
-  const seccomp = privileged ? null : options.seccomp ? seccompFromSecurityOpt(`seccomp=${options.seccomp}`, { capabilities: caps }) : defaultProfile(caps);
+  const seccomp = privileged
+    ? null
+    : options.seccomp
+      ? seccompFromSecurityOpt(`seccomp=${options.seccomp}`, { capabilities: caps })
+      : cached("profile", `${process.arch}\0${readText("/proc/sys/kernel/osrelease")}\0${[...caps].sort()}`, () => defaultProfile(caps));
   if (seccomp) spec.linux.seccomp = seccomp;
   if (privileged) {
     spec.mounts = spec.mounts?.map((m) => (m.destination === "/sys" ? { ...m, options: m.options?.filter((o) => o !== "ro") } : m));

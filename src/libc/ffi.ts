@@ -77,6 +77,7 @@ const { symbols } = dlopen("libc.so.6", {
   readdir: { args: ["ptr"], returns: "ptr" },
   closedir: { args: ["ptr"], returns: "i32" },
   unlink: { args: ["ptr"], returns: "i32" },
+  rename: { args: ["ptr", "ptr"], returns: "i32" },
   dup2: { args: ["i32", "i32"], returns: "i32" },
   renameat2: { args: ["i32", "ptr", "i32", "ptr", "u32"], returns: "i32" },
   // terminals (src/terminal/): the console socket, SCM_RIGHTS, the pty's owner, raw mode
