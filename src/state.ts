@@ -76,7 +76,7 @@ export function isLiveContainer(id: string, root = stateRoot()): boolean {
 export function removeStaleStateDirs(root = stateRoot()): void {
   if (!isDirectory(root)) return;
   for (const name of listDir(root)) {
-    if (name === "network" || name === ".cache") continue; // not containers: leases, the seccomp cache
+    if (name === "network") continue; // the bridge network's leases and lock (older minics), not a container
     const dir = `${root}/${name}`;
     const creator = /^\.[^/]+\.(\d+)$/.exec(name)?.[1];
     // Kept: created by `minic create`, or a detached run that ended: they wait for delete or rm.

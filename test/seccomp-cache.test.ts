@@ -12,15 +12,15 @@ const { DEFAULT_CAPABILITIES } = await import("../src/security/capabilities.ts")
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** Run `body` with the cache under this file's own state root (MINIC_ROOT), restored after. */
+/** Run `body` with the cache in this file's own directory (MINIC_CACHE), restored after. */
 function inOwnRoot(body: () => void) {
-  const saved = process.env.MINIC_ROOT;
-  process.env.MINIC_ROOT = root;
+  const saved = process.env.MINIC_CACHE;
+  process.env.MINIC_CACHE = root;
   try {
     body();
   } finally {
-    if (saved === undefined) delete process.env.MINIC_ROOT;
-    else process.env.MINIC_ROOT = saved;
+    if (saved === undefined) delete process.env.MINIC_CACHE;
+    else process.env.MINIC_CACHE = saved;
   }
 }
 
@@ -42,7 +42,7 @@ test("a cached profile and program equal freshly computed ones (BigInt arguments
 
 test("a damaged cache file is computed again and replaced", () => inOwnRoot(() => {
   cached("profile", "damaged", () => ({ defaultAction: "SCMP_ACT_ALLOW" }));
-  for (const f of readdirSync(`${root}/.cache`)) writeFileSync(`${root}/.cache/${f}`, "{not json");
+  for (const f of readdirSync(root)) writeFileSync(`${root}/${f}`, "{not json");
   expect(cached("profile", "damaged", () => ({ defaultAction: "SCMP_ACT_LOG" }))).toEqual({ defaultAction: "SCMP_ACT_LOG" });
   expect(cached("profile", "damaged", () => ({ defaultAction: "SCMP_ACT_KILL" }))).toEqual({ defaultAction: "SCMP_ACT_LOG" });
 }));

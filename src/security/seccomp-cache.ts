@@ -6,7 +6,6 @@
 import { libc } from "../libc/ffi.ts";
 import { CStr } from "../libc/cstr.ts";
 import { mkdirp, readText, readTextIfExists, writeText } from "../libc/fs.ts";
-import { stateRoot } from "../state.ts";
 
 const SOURCES = ["seccomp.ts", "seccomp-bpf.ts", "seccomp-profile.ts", "seccomp-syscalls.ts"];
 let codeHash: string | undefined;
@@ -23,10 +22,17 @@ function reviver(_key: string, value: any) {
   return value;
 }
 
-/** `make()`'s result for `key`, from STATE/.cache if an earlier run computed it. */
+/** One cache per user, whatever the --root (podman's and containerd's differ): the results do not depend on it. */
+export function cacheDir(): string {
+  if (process.env.MINIC_CACHE) return process.env.MINIC_CACHE;
+  if (process.getuid!() === 0) return "/run/minic-cache";
+  return `${process.env.XDG_RUNTIME_DIR ?? "/tmp"}/minic-cache-${process.getuid!()}`;
+}
+
+/** `make()`'s result for `key`, from the cache if an earlier run computed it. */
 export function cached<T>(kind: string, key: string, make: () => T): T {
   codeHash ??= Bun.hash(SOURCES.map((f) => readText(`${import.meta.dir}/${f}`)).join("\0")).toString(36);
-  const dir = `${stateRoot()}/.cache`;
+  const dir = cacheDir();
   const file = `${dir}/${kind}-${Bun.hash(`${codeHash}\0${key}`).toString(36)}.json`;
   const hit = readTextIfExists(file);
   if (hit) {
