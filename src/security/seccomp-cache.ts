@@ -22,17 +22,21 @@ function reviver(_key: string, value: any) {
   return value;
 }
 
-/** One cache per user, whatever the --root (podman's and containerd's differ): the results do not depend on it. */
-export function cacheDir(): string {
+/**
+ * One cache per user, whatever the --root (podman's and containerd's differ): the results do not
+ * depend on it. An unprivileged user without a runtime directory gets none (nothing left in /tmp).
+ */
+export function cacheDir(): string | null {
   if (process.env.MINIC_CACHE) return process.env.MINIC_CACHE;
   if (process.getuid!() === 0) return "/run/minic-cache";
-  return `${process.env.XDG_RUNTIME_DIR ?? "/tmp"}/minic-cache-${process.getuid!()}`;
+  return process.env.XDG_RUNTIME_DIR ? `${process.env.XDG_RUNTIME_DIR}/minic-cache` : null;
 }
 
 /** `make()`'s result for `key`, from the cache if an earlier run computed it. */
 export function cached<T>(kind: string, key: string, make: () => T): T {
   codeHash ??= Bun.hash(SOURCES.map((f) => readText(`${import.meta.dir}/${f}`)).join("\0")).toString(36);
   const dir = cacheDir();
+  if (dir === null) return make();
   const file = `${dir}/${kind}-${Bun.hash(`${codeHash}\0${key}`).toString(36)}.json`;
   const hit = readTextIfExists(file);
   if (hit) {
