@@ -11,6 +11,7 @@ import type { HostInfo } from "../src/cgroups/host.ts";
 import { cgroupDir, detectLayout, type CgroupLayout } from "../src/cgroups/layout.ts";
 import { ContainerCgroup } from "../src/cgroups/cgroup.ts";
 import { cpuWeight, ioWeight } from "../src/cgroups/files.ts";
+import { killAndRemoveCgroup } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 /** A machine with 2 CPUs, one memory node and one disk, so that messages are the same everywhere. */
@@ -402,18 +403,7 @@ describe.skipIf(!onV1)("ContainerCgroup on this machine's cgroup v1 controllers 
   afterAll(() => {
     // Even after a failure: kill what is left in the test's cgroups, then remove them deepest first.
     for (const dir of leftovers().sort().reverse()) {
-      for (const pid of (existsSync(`${dir}/cgroup.procs`) ? readFileSync(`${dir}/cgroup.procs`, "utf8") : "").split("\n").filter(Boolean)) {
-        try {
-          process.kill(Number(pid), "SIGKILL");
-        } catch {}
-      }
-      for (let i = 0; i < 100 && existsSync(dir); i++) {
-        try {
-          rmdirSync(dir);
-        } catch {
-          Bun.sleepSync(10);
-        }
-      }
+      killAndRemoveCgroup(dir);
     }
     for (const h of layout.v1) {
       try {

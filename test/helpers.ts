@@ -1,5 +1,5 @@
 // Shared by the test files: run the real CLI as a subprocess, and look at processes through /proc.
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { resolve } from "node:path";
 
 /** The CLI as users start it: a sh script that execs bun, so the spawned pid is minic's agent. */
@@ -109,4 +109,20 @@ export function processesMarked(mark: string): ProcInfo[] {
     }
   }
   return found;
+}
+
+/** Test cleanup: SIGKILL whatever a cgroup directory still holds, then rmdir it (retrying while busy). */
+export function killAndRemoveCgroup(dir: string): void {
+  for (const pid of (existsSync(`${dir}/cgroup.procs`) ? readFileSync(`${dir}/cgroup.procs`, "utf8") : "").split("\n").filter(Boolean)) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {}
+  }
+  for (let i = 0; i < 100 && existsSync(dir); i++) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      Bun.sleepSync(10);
+    }
+  }
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MINIC, childrenOf, isDead, minic, procInfo, waitUntil, type MinicResult } from "./helpers.ts";
+import { MINIC, childrenOf, isDead, killAndRemoveCgroup, minic, procInfo, waitUntil, type MinicResult } from "./helpers.ts";
 import { ensureRootfs } from "./rootfs.ts";
 
 setDefaultTimeout(60_000); // bunfig's [test] timeout is not applied by Bun 1.4.5
@@ -137,19 +137,7 @@ afterAll(() => {
   // Even after a failure: kill what is left in this file's cgroups, then remove them (deepest first).
   for (const h of onV1 ? hierarchies() : []) {
     for (const name of subdirs(`${CG}/${h}/minic`).filter((d) => d.startsWith(MARK))) {
-      const dir = `${CG}/${h}/minic/${name}`;
-      for (const pid of readFileSync(`${dir}/cgroup.procs`, "utf8").split("\n").filter(Boolean)) {
-        try {
-          process.kill(Number(pid), "SIGKILL");
-        } catch {}
-      }
-      for (let i = 0; i < 100 && existsSync(dir); i++) {
-        try {
-          rmdirSync(dir);
-        } catch {
-          Bun.sleepSync(10);
-        }
-      }
+      killAndRemoveCgroup(`${CG}/${h}/minic/${name}`);
     }
     try {
       rmdirSync(`${CG}/${h}/minic`); // only if empty: another run may be using it
