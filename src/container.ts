@@ -105,8 +105,6 @@ export async function runContainer(spec: Spec, options: RunOptions = {}): Promis
     if (spec.root && spec.annotations?.["org.minic.etc"] !== "none") {
       const hostNetwork = !spec.linux?.namespaces?.some((n) => n.type === "network");
       context.etcFiles = writeEtcFiles(dir, spec, hostNetwork);
-      // slirp4netns answers DNS itself, at 10.0.2.3.
-      if (spec.annotations?.["org.minic.network"] === "slirp") writeText(context.etcFiles["resolv.conf"]!, "nameserver 10.0.2.3\n");
     }
     const steps = compilePlan(spec, context);
     const launched = await launch(steps, { trace: options.trace, setupTimeoutMs: options.setupTimeoutMs }, relay);
@@ -182,12 +180,15 @@ async function prepareBridge(spec: Spec, id: string, dir: string, context: PlanC
 
 /** Rootless networking: slirp4netns (or pasta) joins the new network namespace while the child waits. */
 async function prepareSlirp(context: PlanContext) {
-  const { startUserModeNetwork } = await import("./network/slirp.ts");
+  const { startUserModeNetwork, SLIRP_DNS } = await import("./network/slirp.ts");
   const handle = { cleanup: async () => {} };
   context.afterNamespaces = [
     async (pid) => {
       const net = await startUserModeNetwork(pid);
       handle.cleanup = () => net.stop();
+      // slirp4netns answers DNS itself; /etc/resolv.conf is bound in later in the setup.
+      const resolv = context.etcFiles?.["resolv.conf"];
+      if (resolv) writeText(resolv, `nameserver ${SLIRP_DNS}\n`);
     },
   ];
   return handle;

@@ -46,8 +46,8 @@ function ownerAlive(dir: string): boolean {
  * sweeping stale directories at the same moment can never mistake it for an abandoned one.
  */
 export function createStateDir(id: string, { owned = true } = {}): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id) || id === "network") {
-    throw new Error(`invalid container id "${id}": use letters, digits, _ . and - (and not "network")`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) {
+    throw new Error(`invalid container id "${id}": use letters, digits, _ . and -`);
   }
   const root = stateRoot();
   mkdirp(root, 0o711);
@@ -76,7 +76,6 @@ export function isLiveContainer(id: string, root = stateRoot()): boolean {
 export function removeStaleStateDirs(root = stateRoot()): void {
   if (!isDirectory(root)) return;
   for (const name of listDir(root)) {
-    if (name === "network") continue; // the bridge network's leases and lock (older minics), not a container
     const dir = `${root}/${name}`;
     const creator = /^\.[^/]+\.(\d+)$/.exec(name)?.[1];
     // Kept: created by `minic create`, or a detached run that ended: they wait for delete or rm.

@@ -121,7 +121,7 @@ describe.if(!SANDBOX)("inside a fresh network namespace standing in for the host
     try {
       const proc = Bun.spawn(["unshare", "--net", "--mount", "--", process.execPath, "test", import.meta.path], {
         cwd: REPO,
-        env: { ...process.env, MINIC_NETLIB_SANDBOX: "1", MINIC_NETLIB_OUTER_NETNS: readlinkSync("/proc/self/ns/net"), MINIC_ROOT: root, MINIC_NETWORK_DIR: `${root}/network` },
+        env: { ...process.env, MINIC_NETLIB_SANDBOX: "1", MINIC_NETLIB_OUTER_NETNS: readlinkSync("/proc/self/ns/net"), MINIC_ROOT: `${root}/state`, MINIC_NETWORK_DIR: `${root}/network` },
         stdout: "pipe",
         stderr: "pipe",
       });
@@ -150,7 +150,7 @@ function sandboxTests() {
   const ipam = () => import("../src/network/ipam.ts");
 
   const ROOT = process.env.MINIC_ROOT!;
-  const LEASES = `${ROOT}/network/leases.json`;
+  const LEASES = `${process.env.MINIC_NETWORK_DIR}/leases.json`;
   const WWW = mkdtempSync(join(tmpdir(), "minic-netlib-www-"));
   writeFileSync(`${WWW}/index.html`, "hello from the container\n");
 

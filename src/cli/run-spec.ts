@@ -16,7 +16,6 @@ import { cached } from "../security/seccomp-cache.ts";
 import { DEFAULT_DEVICE_RULES, parseDeviceFlag } from "../security/devices.ts";
 import { parseResources, resourceFlags, type ResourceFlags } from "../cgroups/flags.ts";
 import { validateResources } from "../cgroups/resources.ts";
-import { userModeNetworkTool } from "../network/slirp.ts";
 import { UsageError } from "./argv.ts";
 import type { VerbInput } from "./verb.ts";
 
@@ -34,7 +33,6 @@ export function specFromRunFlags({ flags, all, rest }: Pick<VerbInput, "flags" |
   else delete proc.terminal;
   const id = flags.name ?? (flags.bundle ? rest[0] : undefined) ?? newContainerId();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw new UsageError(`--name "${id}": use letters, digits, _ . and -`);
-  if (id === "network") throw new UsageError(`--name network: the name is reserved (minic keeps its network state there)`);
   spec.annotations = { ...spec.annotations, "org.minic.id": id };
   if (flags["no-namespaces"]) {
     delete spec.linux;
@@ -76,6 +74,8 @@ function applyNetworkFlags(spec: Spec, flags: Record<string, any>, all: Record<s
   if (!ownNetns) throw new UsageError("--network bridge needs the container's own network namespace");
   if (process.getuid!() !== 0) {
     // Rootless: a user-mode network stack instead of a bridge, where one is installed.
+    // (loaded here only: the network modules cost a few ms to import, and most runs need none)
+    const { userModeNetworkTool } = require("../network/slirp.ts") as typeof import("../network/slirp.ts");
     if (!userModeNetworkTool()) throw new UsageError("rootless --network bridge needs slirp4netns or pasta (Debian packages slirp4netns, passt); use --network none");
     if (publish.length || flags.ip) throw new UsageError("-p and --ip are not available rootless (slirp4netns gives outbound networking only)");
     spec.annotations = { ...spec.annotations, "org.minic.network": "slirp" };

@@ -49,8 +49,6 @@ export interface BridgeNetworkOptions {
   ports?: PortMapping[];
   /** The network's subnet (default 10.77.0.0/24). */
   subnet?: string;
-  /** A state root holding network/leases.json (default: /run/minic-network/NETNS, see ipam.ts). */
-  root?: string;
   /** Where timed `[network] ...` lines go (the agent's --trace); off when absent. */
   trace?: (line: string) => void;
 }
@@ -71,7 +69,6 @@ export interface BridgeNetwork {
 }
 
 export interface TeardownOptions {
-  root?: string;
   trace?: (line: string) => void;
   /** Only used if the bridge is gone and its subnet cannot be read from it. */
   subnet?: string;
@@ -199,7 +196,7 @@ function firewallConfig(book: LeaseBook, subnet: Subnet): FirewallConfig | null 
 export async function setupBridgeNetwork(options: BridgeNetworkOptions): Promise<BridgeNetwork> {
   const { id, pid } = options;
   const ports = options.ports ?? [];
-  const ipam = new Ipam({ subnet: options.subnet, root: options.root });
+  const ipam = new Ipam({ subnet: options.subnet });
   const subnet = ipam.subnet;
   const veth = vethName(id);
   const nsPath = `/proc/${pid}/ns/net`;
@@ -274,7 +271,7 @@ export async function setupBridgeNetwork(options: BridgeNetworkOptions): Promise
       subnet: subnet.cidr,
       veth,
       mac: formatMac(mac),
-      cleanup: () => teardownBridgeNetwork(id, { root: options.root, subnet: subnet.cidr, trace: options.trace }),
+      cleanup: () => teardownBridgeNetwork(id, { subnet: subnet.cidr, trace: options.trace }),
     };
   });
 }
@@ -286,7 +283,7 @@ export async function setupBridgeNetwork(options: BridgeNetworkOptions): Promise
  * namespace dies. Every part is attempted; the first failure is thrown at the end.
  */
 export async function teardownBridgeNetwork(id: string, options: TeardownOptions = {}): Promise<void> {
-  const ipam = new Ipam({ subnet: options.subnet, root: options.root });
+  const ipam = new Ipam({ subnet: options.subnet });
   const step = stopwatch(options.trace);
   await ipam.locked(async (book) => {
     step(`locked ${ipam.dir}/lock`);
@@ -329,8 +326,8 @@ export async function teardownBridgeNetwork(id: string, options: TeardownOptions
  * of the bridge, and their firewall rules. Returns the ids whose leases were reclaimed.
  */
 export async function cleanupStaleNetworks(options: TeardownOptions = {}): Promise<string[]> {
-  if (!isDirectory(networkDir(options.root))) return []; // bridge networking never used: nothing to do
-  const ipam = new Ipam({ subnet: options.subnet, root: options.root });
+  if (!isDirectory(networkDir())) return []; // bridge networking never used: nothing to do
+  const ipam = new Ipam({ subnet: options.subnet });
   return ipam.locked(async (book) => {
     let subnet: Subnet = ipam.subnet;
     const ids = withNetlink((nl) => {
@@ -344,8 +341,8 @@ export async function cleanupStaleNetworks(options: TeardownOptions = {}): Promi
 }
 
 /** The live leases: address, container id, pid (for `minic ps`-like views and tests). */
-export async function listBridgeLeases(options: { root?: string } = {}): Promise<Array<{ address: string; id: string; pid: number }>> {
-  const ipam = new Ipam({ root: options.root });
+export async function listBridgeLeases(): Promise<Array<{ address: string; id: string; pid: number }>> {
+  const ipam = new Ipam();
   return Object.entries(ipam.read())
     .filter(([, l]) => leaseAlive(l))
     .map(([address, l]) => ({ address, id: l.id, pid: l.pid }));

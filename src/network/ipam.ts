@@ -2,7 +2,7 @@
 //
 //   /run/minic-network/NETNS/leases.json   {"10.77.0.2": {"id": "web", "pid": 1234, "pidStart": "5678", ...}}
 //   /run/minic-network/NETNS/lock          flock(2)ed (LOCK_EX) around every read-modify-write
-// (NETNS: the inode of the network namespace the bridge lives in; tests pass a root of their own)
+// (NETNS: the inode of the network namespace the bridge lives in; tests set MINIC_NETWORK_DIR)
 //
 // The default subnet is 10.77.0.0/24 (the bridge minic0 is 10.77.0.1, containers get .2 to .254):
 // it avoids docker's 172.17.0.0/16, podman's 10.88.0.0/16, libvirt's 192.168.122.0/24 and the
@@ -20,7 +20,7 @@ import { libc, errno, SysError } from "../libc/ffi.ts";
 import { CStr } from "../libc/cstr.ts";
 import { O_CLOEXEC, O_CREAT, O_RDWR } from "../libc/constants.ts";
 import { EAGAIN, EINTR } from "../libc/errno.ts";
-import { lexists, mkdirp, readlink, readTextIfExists, writeText } from "../libc/fs.ts";
+import { mkdirp, readlink, readTextIfExists, writeText } from "../libc/fs.ts";
 import { processStartTime } from "../state.ts";
 import { formatIPv4, inSubnet, parseIPv4, parseSubnet, type Subnet } from "./ipv4.ts";
 
@@ -56,8 +56,6 @@ export type Leases = Record<string, Lease>;
 export interface IpamOptions {
   /** The network's subnet in CIDR notation (default 10.77.0.0/24). */
   subnet?: string;
-  /** A state root for the files (ROOT/network/); default: /run/minic-network/NETNS, shared by every --root. */
-  root?: string;
   /** How long to wait for another run holding the lock (default 15 s). */
   lockTimeoutMs?: number;
 }
@@ -79,8 +77,7 @@ export interface Allocation {
   lease: Lease;
 }
 
-export function networkDir(root?: string): string {
-  if (root !== undefined) return `${root}/network`;
+export function networkDir(): string {
   if (process.env.MINIC_NETWORK_DIR) return process.env.MINIC_NETWORK_DIR; // tests keep theirs apart
   // The bridge, its addresses and the nft table belong to a network namespace, not to a --root:
   // podman and containerd run minic with roots of their own, and all must share one lease book.
@@ -208,7 +205,7 @@ export class Ipam {
 
   constructor(options: IpamOptions = {}) {
     this.subnet = parseSubnet(options.subnet ?? DEFAULT_SUBNET);
-    this.dir = networkDir(options.root);
+    this.dir = networkDir();
     this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   }
 
@@ -263,7 +260,6 @@ export class Ipam {
 
   private async lock(): Promise<number> {
     mkdirp(this.dir, 0o755);
-    markShared(this.dir);
     const path = `${this.dir}/lock`;
     const fd = libc.open(new CStr(path).ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
     if (fd < 0) throw new SysError("open", errno(), path);
@@ -284,15 +280,4 @@ export class Ipam {
   }
 }
 
-/**
- * state.ts sweeps every directory of the state root whose `agent` file names a dead process. The
- * network directory is shared by all containers and must outlive each of them (its lock file
- * above all: removing it while held would let two runs lock different files). So it gets an
- * `agent` file naming pid 1, which lives as long as the machine (or the pid namespace) does.
- */
-function markShared(dir: string): void {
-  const marker = `${dir}/agent`;
-  if (lexists(marker)) return;
-  writeText(marker, `1 ${processStartTime(1)}\n`);
-}
 

@@ -23,7 +23,6 @@ import { O_CLOEXEC, O_NOCTTY, O_RDWR } from "../libc/constants.ts";
 import { type Step, viaErrno } from "../process/step.ts";
 
 // ioctl requests: <asm-generic/ioctls.h>, shared by x86_64 and aarch64.
-export const TCGETS = 0x5401, TCSETS = 0x5402;
 export const TIOCSCTTY = 0x540e, TIOCGWINSZ = 0x5413, TIOCSWINSZ = 0x5414;
 export const TIOCGPTN = 0x80045430, TIOCSPTLCK = 0x40045431, TIOCGPTPEER = 0x5441;
 // sockets
